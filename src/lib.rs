@@ -1,0 +1,48 @@
+//! hakeeper: Kubernetes-native high availability for stateful stream processors.
+//!
+//! The crate is a library with a thin binary on top (`src/main.rs`). Module map:
+//! see `docs/ARCHITECTURE.md`.
+
+pub mod apiserver;
+pub mod duration;
+pub mod kubeconn;
+pub mod telemetry;
+
+/// Errors surfaced by the library. The binary wraps them in `anyhow` at the edge.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A call to the Kubernetes API failed.
+    #[error("kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    /// No usable Kubernetes client configuration could be built.
+    #[error("kubernetes configuration: {0}")]
+    KubeConfig(String),
+    /// Local file or socket I/O failed.
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A value given on the command line, in the environment or in a file is not acceptable.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    /// Stored state could not be (de)serialized.
+    #[error("{context}: {source}")]
+    Json {
+        context: String,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+impl Error {
+    pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        Error::Io {
+            context: context.into(),
+            source,
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,119 @@
+//! Test harness: an API server for each test. By default the embedded one, in process;
+//! with `HAKEEPER_TEST_KUBECONFIG` set, the cluster of that kubeconfig, in a fresh
+//! namespace that is deleted afterwards. Tests that need fault injection skip themselves
+//! against a real cluster and say why.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+use hakeeper::apiserver::{DevServer, DevServerConfig};
+use k8s_openapi::api::core::v1::Namespace;
+use kube::Api;
+use kube::api::{DeleteParams, PostParams};
+
+pub const REAL_CLUSTER_ENV: &str = "HAKEEPER_TEST_KUBECONFIG";
+
+pub struct TestCluster {
+    /// The embedded server, when the test runs against it.
+    pub server: Option<DevServer>,
+    pub client: kube::Client,
+    pub namespace: String,
+    /// A kubeconfig for kubectl and child processes.
+    pub kubeconfig: PathBuf,
+    pub dir: tempfile::TempDir,
+}
+
+impl TestCluster {
+    pub async fn start() -> TestCluster {
+        Self::start_with(DevServerConfig::default()).await
+    }
+
+    /// `config` applies to the embedded server only.
+    pub async fn start_with(config: DevServerConfig) -> TestCluster {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let namespace = format!(
+            "hk-test-{}",
+            &uuid::Uuid::new_v4().simple().to_string()[..10]
+        );
+        match std::env::var_os(REAL_CLUSTER_ENV) {
+            Some(path) => {
+                let kubeconfig = PathBuf::from(path);
+                let args = hakeeper::kubeconn::KubeArgs {
+                    kubeconfig: Some(kubeconfig.clone()),
+                    ..Default::default()
+                };
+                let (client, _) = args.client().await.expect("client for the real cluster");
+                let ns: Namespace = serde_json::from_value(serde_json::json!({
+                    "metadata": {"name": namespace, "labels": {"app.kubernetes.io/created-by": "hakeeper-tests"}}
+                }))
+                .unwrap();
+                Api::<Namespace>::all(client.clone())
+                    .create(&PostParams::default(), &ns)
+                    .await
+                    .expect("creating the test namespace");
+                TestCluster {
+                    server: None,
+                    client,
+                    namespace,
+                    kubeconfig,
+                    dir,
+                }
+            }
+            None => {
+                let server = DevServer::start(config).await.expect("embedded API server");
+                let kubeconfig = dir.path().join("kubeconfig");
+                server.write_kubeconfig(&kubeconfig).expect("kubeconfig");
+                let client = server.client().await.expect("client");
+                TestCluster {
+                    server: Some(server),
+                    client,
+                    namespace,
+                    kubeconfig,
+                    dir,
+                }
+            }
+        }
+    }
+
+    /// The embedded server, or `None` (after saying why) against a real cluster.
+    pub fn embedded(&self, why: &str) -> Option<&DevServer> {
+        if self.server.is_none() {
+            eprintln!("skipped against a real cluster: {why} needs the embedded API server");
+        }
+        self.server.as_ref()
+    }
+
+    pub fn api<K>(&self) -> Api<K>
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+        <K as kube::Resource>::DynamicType: Default,
+    {
+        Api::namespaced(self.client.clone(), &self.namespace)
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    pub fn kubeconfig(&self) -> &Path {
+        &self.kubeconfig
+    }
+
+    /// Delete the test namespace on a real cluster; stop the embedded server.
+    pub async fn cleanup(self) {
+        match self.server {
+            Some(server) => server.shutdown().await.expect("clean shutdown"),
+            None => {
+                let _ = Api::<Namespace>::all(self.client.clone())
+                    .delete(&self.namespace, &DeleteParams::default())
+                    .await;
+            }
+        }
+    }
+}
+
+/// A ConfigMap from JSON, for brevity in tests.
+pub fn configmap(value: serde_json::Value) -> k8s_openapi::api::core::v1::ConfigMap {
+    serde_json::from_value(value).expect("a ConfigMap")
+}
