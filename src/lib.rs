@@ -5,7 +5,12 @@
 
 pub mod apiserver;
 pub mod duration;
+pub mod election;
 pub mod kubeconn;
+pub mod layout;
+pub mod lease;
+pub mod retrieval;
+pub mod sidecar;
 pub mod telemetry;
 
 /// Errors surfaced by the library. The binary wraps them in `anyhow` at the edge.

@@ -9,6 +9,10 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use hakeeper::apiserver::{DevServer, DevServerConfig};
 use hakeeper::duration::parse_duration;
+use hakeeper::kubeconn::KubeArgs;
+use hakeeper::layout::{ClusterId, Component, OwnerRef};
+use hakeeper::lease::Timings;
+use hakeeper::sidecar::{Sidecar, SidecarConfig};
 use hakeeper::telemetry::{self, LogFormat};
 
 /// Kubernetes-native high availability for Apache Flink JobManagers.
@@ -42,6 +46,67 @@ enum Command {
     /// Serve an embedded Kubernetes API server (ConfigMaps and Events) on loopback and
     /// write a kubeconfig for it, so hakeeper and kubectl run without a cluster.
     Dev(DevArgs),
+    /// Run next to a JobManager: contend for leadership of its components and serve the
+    /// local HA API on loopback.
+    Sidecar(SidecarArgs),
+}
+
+#[derive(Debug, Args)]
+struct SidecarArgs {
+    /// Flink cluster id (`kubernetes.cluster-id`); prefixes the HA ConfigMaps
+    #[arg(long, env = "HAKEEPER_CLUSTER_ID")]
+    cluster_id: ClusterId,
+    /// Address of the local API
+    #[arg(long, env = "HAKEEPER_LISTEN", default_value = "127.0.0.1:7070")]
+    listen: SocketAddr,
+    /// Components to contend for from the start (also possible later through the API)
+    #[arg(
+        long,
+        env = "HAKEEPER_CONTEND",
+        value_delimiter = ',',
+        requires = "address"
+    )]
+    contend: Vec<Component>,
+    /// The address to publish as leader for the components of --contend
+    #[arg(long, env = "HAKEEPER_ADDRESS")]
+    address: Option<String>,
+    /// Holder identity in the lock [default: a fresh UUID per process]
+    #[arg(long, env = "HAKEEPER_IDENTITY")]
+    identity: Option<String>,
+    #[command(flatten)]
+    timings: TimingArgs,
+    /// Owner reference for created HA ConfigMaps, `<apiVersion>/<kind>/<name>/<uid>`
+    /// [default: none, so HA state survives deleting the Deployment]
+    #[arg(long, env = "HAKEEPER_OWNER_REFERENCE")]
+    owner_reference: Option<OwnerRef>,
+    #[command(flatten)]
+    kube: KubeArgs,
+}
+
+/// Election timings; lease > renew deadline > 1.2 × retry period.
+#[derive(Debug, Args)]
+struct TimingArgs {
+    /// How long a lease lasts for others after its last renewal
+    #[arg(long, env = "HAKEEPER_LEASE_DURATION", default_value = "15s", value_parser = parse_duration)]
+    lease_duration: Duration,
+    /// The leader steps down if no renewal succeeds for this long
+    #[arg(long, env = "HAKEEPER_RENEW_DEADLINE", default_value = "10s", value_parser = parse_duration)]
+    renew_deadline: Duration,
+    /// How often the leader renews
+    #[arg(long, env = "HAKEEPER_RETRY_PERIOD", default_value = "2s", value_parser = parse_duration)]
+    retry_period: Duration,
+}
+
+impl TimingArgs {
+    fn timings(&self) -> anyhow::Result<Timings> {
+        let t = Timings {
+            lease_duration: self.lease_duration,
+            renew_deadline: self.renew_deadline,
+            retry_period: self.retry_period,
+        };
+        t.validate().map_err(anyhow::Error::msg)?;
+        Ok(t)
+    }
 }
 
 #[derive(Debug, Args)]
@@ -95,7 +160,57 @@ fn main() -> std::process::ExitCode {
 async fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Dev(args) => dev(args).await,
+        Command::Sidecar(args) => sidecar(args).await,
     }
+}
+
+async fn sidecar(args: SidecarArgs) -> anyhow::Result<()> {
+    let timings = args.timings.timings()?;
+    let (client, namespace) = args.kube.client().await?;
+    let identity = args
+        .identity
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let sidecar = Sidecar::new(SidecarConfig {
+        client,
+        namespace: namespace.clone(),
+        cluster_id: args.cluster_id.clone(),
+        identity: identity.clone(),
+        timings,
+        owner: args.owner_reference,
+    });
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("binding {}", args.listen))?;
+    let bound = listener.local_addr().context("reading the bound address")?;
+    tracing::info!(cluster_id = %args.cluster_id, namespace = %namespace, identity = %identity, listen = %bound, "sidecar starting");
+    if let Some(address) = &args.address {
+        for component in &args.contend {
+            sidecar
+                .contend(component.clone(), address.clone())
+                .map_err(|e| anyhow::anyhow!("{}", e.message))?;
+        }
+    }
+    println!("hakeeper sidecar: local API on http://{bound}");
+    let app = hakeeper::sidecar::router(sidecar.clone());
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async {
+                let _ = stop_rx.await;
+            })
+            .await
+    });
+    shutdown_signal().await?;
+    tracing::info!("shutting down: no new connections, releasing leases");
+    let _ = stop_tx.send(());
+    sidecar.shutdown().await;
+    // Open SSE streams would hold graceful shutdown; do not wait for them for long.
+    match tokio::time::timeout(Duration::from_secs(2), server).await {
+        Ok(joined) => joined.context("API server task")?.context("API server")?,
+        Err(_) => tracing::warn!("API connections still open after 2 s; exiting anyway"),
+    }
+    tracing::info!("stopped");
+    Ok(())
 }
 
 async fn dev(args: DevArgs) -> anyhow::Result<()> {

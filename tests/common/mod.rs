@@ -92,6 +92,20 @@ impl TestCluster {
         Api::namespaced(self.client.clone(), &self.namespace)
     }
 
+    /// A client of its own (its own connections), as a separate process would have.
+    pub async fn fresh_client(&self) -> kube::Client {
+        match &self.server {
+            Some(server) => server.client().await.expect("client"),
+            None => {
+                let args = hakeeper::kubeconn::KubeArgs {
+                    kubeconfig: Some(self.kubeconfig.clone()),
+                    ..Default::default()
+                };
+                args.client().await.expect("client for the real cluster").0
+            }
+        }
+    }
+
     pub fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }

@@ -1,0 +1,1101 @@
+//! Leader election on a ConfigMap's lease annotation, and the fencing primitive every
+//! leader-only write goes through.
+//!
+//! One [`Elector`] task per contended component. It follows its ConfigMap with a watch and
+//! keeps a [`LockObservation`]: the latest object and the local monotonic time at which the
+//! lock record last changed. Expiry is judged from that time (client-go style), never from
+//! the record's timestamps. A standby sends nothing while the leader renews; it wakes when
+//! the watch shows a release, or when the observed lease runs out. The leader renews every
+//! retry period by compare-and-swap on the resourceVersion it already holds; if no renew
+//! succeeds within the renew deadline it steps down (the deadline is shorter than the lease,
+//! so it stops before anyone else may start).
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::Api;
+use kube::api::PostParams;
+use kube::runtime::{WatchStreamExt, watcher};
+use serde::Serialize;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+use uuid::Uuid;
+
+use crate::layout::{ClusterId, Component, KEY_ADDRESS, KEY_SESSION_ID, OwnerRef};
+use crate::lease::{LEADER_ANNOTATION, LeaderRecord, RecordError, Timings, Verdict, judge};
+
+/// Where the current leader can be reached: the `address` and `sessionId` data keys.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LeaderInfo {
+    pub address: String,
+    pub session_id: String,
+}
+
+/// What is known about one lock ConfigMap: the newest object seen and when its lock record
+/// last changed, in local monotonic time.
+#[derive(Debug, Clone, Default)]
+pub struct LockObservation {
+    configmap: Option<ConfigMap>,
+    raw: Option<String>,
+    record: Option<Result<LeaderRecord, RecordError>>,
+    observed_at: Option<Instant>,
+}
+
+fn resource_version(cm: &ConfigMap) -> Option<u64> {
+    cm.metadata.resource_version.as_deref()?.parse().ok()
+}
+
+fn annotation(cm: &ConfigMap) -> Option<&str> {
+    cm.metadata
+        .annotations
+        .as_ref()?
+        .get(LEADER_ANNOTATION)
+        .map(String::as_str)
+}
+
+impl LockObservation {
+    /// Take a newer state of the ConfigMap. Versions older than the one held are ignored
+    /// (a watch event can arrive after the response to our own later write). Returns true
+    /// when something was taken.
+    pub fn observe(&mut self, cm: ConfigMap, now: Instant) -> bool {
+        if let (Some(held), Some(new)) = (
+            self.configmap.as_ref().and_then(resource_version),
+            resource_version(&cm),
+        ) && new <= held
+        {
+            return false;
+        }
+        let raw = annotation(&cm).map(str::to_string);
+        if raw != self.raw || self.observed_at.is_none() {
+            self.record = raw.as_deref().map(LeaderRecord::parse);
+            self.raw = raw;
+            self.observed_at = Some(now);
+        }
+        self.configmap = Some(cm);
+        true
+    }
+
+    /// The ConfigMap was deleted. A deletion of another incarnation (other uid) is ignored.
+    pub fn observe_deleted(&mut self, uid: Option<&str>, now: Instant) -> bool {
+        let held_uid = self
+            .configmap
+            .as_ref()
+            .and_then(|c| c.metadata.uid.as_deref());
+        if uid.is_some() && held_uid.is_some() && uid != held_uid {
+            return false;
+        }
+        let had = self.configmap.is_some();
+        self.configmap = None;
+        self.raw = None;
+        self.record = None;
+        self.observed_at = Some(now);
+        had
+    }
+
+    pub fn configmap(&self) -> Option<&ConfigMap> {
+        self.configmap.as_ref()
+    }
+
+    pub fn record(&self) -> Option<&Result<LeaderRecord, RecordError>> {
+        self.record.as_ref()
+    }
+
+    /// Who holds the lock according to the record (None: no record, released, or malformed).
+    pub fn holder(&self) -> Option<&str> {
+        match &self.record {
+            Some(Ok(r)) if !r.is_released() => Some(r.holder_identity.as_str()),
+            _ => None,
+        }
+    }
+
+    pub fn verdict(&self, now: Instant, me: &str, fallback_lease: Duration) -> Verdict {
+        judge(
+            self.record.as_ref(),
+            self.observed_at.unwrap_or(now),
+            now,
+            me,
+            fallback_lease,
+        )
+    }
+
+    /// When the observed lease runs out for someone who watches it, if it is held.
+    pub fn lease_expires_at(&self) -> Option<Instant> {
+        match (&self.record, self.observed_at) {
+            (Some(Ok(r)), Some(at)) if !r.is_released() => Some(at + r.lease_duration),
+            _ => None,
+        }
+    }
+
+    /// The current leader as a follower sees it: the lock is held, its observed lease has
+    /// not run out, and the data names an address and a session.
+    pub fn leader(&self, now: Instant) -> Option<LeaderInfo> {
+        self.holder()?;
+        if self.lease_expires_at().is_none_or(|t| now >= t) {
+            return None;
+        }
+        let data = self.configmap.as_ref()?.data.as_ref()?;
+        let address = data.get(KEY_ADDRESS).filter(|a| !a.is_empty())?;
+        let session = data.get(KEY_SESSION_ID).filter(|s| !s.is_empty())?;
+        Some(LeaderInfo {
+            address: address.clone(),
+            session_id: session.clone(),
+        })
+    }
+}
+
+/// The record this process writes to take the lock, given the one it replaces:
+/// `leaderTransitions` goes up only when the holder changes.
+pub fn acquisition_record(
+    previous: Option<&Result<LeaderRecord, RecordError>>,
+    me: &str,
+    lease: Duration,
+    now: jiff::Timestamp,
+) -> LeaderRecord {
+    let (transitions, acquire_time) = match previous {
+        Some(Ok(p)) if p.holder_identity == me => (p.leader_transitions, p.acquire_time),
+        Some(Ok(p)) => (p.leader_transitions.saturating_add(1), now),
+        _ => (0, now),
+    };
+    LeaderRecord {
+        holder_identity: me.to_string(),
+        lease_duration: lease,
+        acquire_time,
+        renew_time: now,
+        leader_transitions: transitions,
+    }
+}
+
+/// The record a graceful release writes: no holder, a one-second lease.
+pub fn release_record(previous: &LeaderRecord, now: jiff::Timestamp) -> LeaderRecord {
+    LeaderRecord {
+        holder_identity: String::new(),
+        lease_duration: Duration::from_secs(1),
+        acquire_time: now,
+        renew_time: now,
+        leader_transitions: previous.leader_transitions,
+    }
+}
+
+/// Why a fenced write was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum FenceError {
+    #[error("not the leader of {component}")]
+    NotLeader { component: String },
+    #[error("session {presented} is not the current leadership session of {component}")]
+    StaleSession {
+        component: String,
+        presented: String,
+    },
+    #[error("{component}: the ConfigMap kept changing; gave up after {attempts} attempts")]
+    Contention { component: String, attempts: u32 },
+    #[error("{0}")]
+    Rejected(String),
+    #[error("kubernetes API: {0}")]
+    Api(#[from] kube::Error),
+    #[error("kubernetes API did not answer within {0:?}")]
+    Timeout(Duration),
+}
+
+/// A leadership grant: its session and until when this process may act on it.
+#[derive(Debug, Clone, Copy)]
+struct Grant {
+    session: Uuid,
+    valid_until: Instant,
+}
+
+/// State shared by the elector task and the fenced writers of one component.
+struct LockState {
+    observation: LockObservation,
+    grant: Option<Grant>,
+}
+
+/// The fencing primitive: a read-modify-write of the component's ConfigMap data with a
+/// resourceVersion precondition, allowed only while the lock names this process and its
+/// lease is live. Conflicts are retried with jittered backoff up to a bound.
+#[derive(Clone)]
+pub struct Fence {
+    api: Api<ConfigMap>,
+    name: String,
+    component: Component,
+    identity: String,
+    state: Arc<Mutex<LockState>>,
+    call_timeout: Duration,
+}
+
+const FENCE_ATTEMPTS: u32 = 8;
+
+impl Fence {
+    fn lock(&self) -> std::sync::MutexGuard<'_, LockState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn not_leader(&self) -> FenceError {
+        FenceError::NotLeader {
+            component: self.component.to_string(),
+        }
+    }
+
+    /// The session of the current grant, if this process leads now.
+    pub fn current_session(&self) -> Option<Uuid> {
+        let st = self.lock();
+        st.grant
+            .filter(|g| Instant::now() < g.valid_until)
+            .map(|g| g.session)
+    }
+
+    /// Check the grant (and the presented session) and return the newest known ConfigMap.
+    fn precheck(&self, session: Option<Uuid>) -> Result<(Uuid, Option<ConfigMap>), FenceError> {
+        let st = self.lock();
+        let grant = st
+            .grant
+            .filter(|g| Instant::now() < g.valid_until)
+            .ok_or_else(|| self.not_leader())?;
+        if let Some(presented) = session
+            && presented != grant.session
+        {
+            return Err(FenceError::StaleSession {
+                component: self.component.to_string(),
+                presented: presented.to_string(),
+            });
+        }
+        Ok((grant.session, st.observation.configmap().cloned()))
+    }
+
+    fn remember(&self, cm: ConfigMap) {
+        self.lock().observation.observe(cm, Instant::now());
+    }
+
+    /// Apply `modify` to the ConfigMap's data and write it, fenced. `session` (when given)
+    /// must be the current grant's. `modify` runs on fresh data at every attempt and may
+    /// refuse with [`FenceError::Rejected`]. Returns the written ConfigMap.
+    pub async fn update<F>(
+        &self,
+        session: Option<Uuid>,
+        mut modify: F,
+    ) -> Result<ConfigMap, FenceError>
+    where
+        F: FnMut(&mut BTreeMap<String, String>) -> Result<(), FenceError>,
+    {
+        let mut backoff = Duration::from_millis(5);
+        for _ in 0..FENCE_ATTEMPTS {
+            let (_, cached) = self.precheck(session)?;
+            let current = match cached {
+                Some(cm) => cm,
+                None => match self.get().await? {
+                    Some(cm) => cm,
+                    None => return Err(self.not_leader()),
+                },
+            };
+            let holder = annotation(&current).and_then(|a| LeaderRecord::parse(a).ok());
+            if holder.is_none_or(|r| r.holder_identity != self.identity) {
+                return Err(self.not_leader());
+            }
+            let mut next = current.clone();
+            let mut data = next.data.take().unwrap_or_default();
+            modify(&mut data)?;
+            next.data = Some(data);
+            // Time has passed: the grant must still be live when the write is sent.
+            self.precheck(session)?;
+            let sent = tokio::time::timeout(
+                self.call_timeout,
+                self.api.replace(&self.name, &PostParams::default(), &next),
+            )
+            .await;
+            match sent {
+                Ok(Ok(written)) => {
+                    self.remember(written.clone());
+                    return Ok(written);
+                }
+                Ok(Err(kube::Error::Api(s))) if s.code == 409 => {
+                    let jitter =
+                        Duration::from_micros(fastrand::u64(0..=backoff.as_micros() as u64));
+                    tokio::time::sleep(backoff / 2 + jitter).await;
+                    backoff = (backoff * 2).min(Duration::from_millis(200));
+                    if let Some(fresh) = self.get().await? {
+                        self.remember(fresh);
+                    }
+                }
+                Ok(Err(kube::Error::Api(s))) if s.code == 404 => return Err(self.not_leader()),
+                Ok(Err(e)) => return Err(FenceError::Api(e)),
+                Err(_) => return Err(FenceError::Timeout(self.call_timeout)),
+            }
+        }
+        Err(FenceError::Contention {
+            component: self.component.to_string(),
+            attempts: FENCE_ATTEMPTS,
+        })
+    }
+
+    async fn get(&self) -> Result<Option<ConfigMap>, FenceError> {
+        match tokio::time::timeout(self.call_timeout, self.api.get_opt(&self.name)).await {
+            Ok(r) => Ok(r?),
+            Err(_) => Err(FenceError::Timeout(self.call_timeout)),
+        }
+    }
+}
+
+/// What one contender publishes about its component.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeadershipState {
+    pub component: Component,
+    /// This process leads, and its leadership is confirmed (address and session written).
+    pub is_leader: bool,
+    /// Our session while we lead.
+    pub session_id: Option<Uuid>,
+    /// The holder named by the lock record, if any.
+    pub holder_identity: Option<String>,
+    /// The leader as any follower would see it.
+    pub leader: Option<LeaderInfo>,
+    /// When the observed lease runs out (local monotonic time).
+    pub lease_expires_at: Option<Instant>,
+    /// The initial list of the ConfigMap has been seen.
+    pub synced: bool,
+}
+
+/// How to contend for one component.
+#[derive(Debug, Clone)]
+pub struct ElectionConfig {
+    pub cluster_id: ClusterId,
+    pub component: Component,
+    pub identity: String,
+    pub address: String,
+    pub timings: Timings,
+    pub owner: Option<OwnerRef>,
+}
+
+enum Command {
+    Release(oneshot::Sender<()>),
+}
+
+/// A running contender. Drop or [`Elector::abort`] stops it without releasing (as a crash
+/// would); [`Elector::release`] stops leader work, releases the lock and waits.
+pub struct Elector {
+    state: watch::Receiver<LeadershipState>,
+    commands: mpsc::Sender<Command>,
+    task: Option<JoinHandle<()>>,
+    fence: Fence,
+}
+
+impl Elector {
+    pub fn spawn(client: kube::Client, namespace: &str, config: ElectionConfig) -> Elector {
+        let api: Api<ConfigMap> = Api::namespaced(client, namespace);
+        let name = config.component.configmap_name(&config.cluster_id);
+        let shared = Arc::new(Mutex::new(LockState {
+            observation: LockObservation::default(),
+            grant: None,
+        }));
+        let fence = Fence {
+            api: api.clone(),
+            name: name.clone(),
+            component: config.component.clone(),
+            identity: config.identity.clone(),
+            state: shared.clone(),
+            call_timeout: config.timings.renew_deadline,
+        };
+        let initial = LeadershipState {
+            component: config.component.clone(),
+            is_leader: false,
+            session_id: None,
+            holder_identity: None,
+            leader: None,
+            lease_expires_at: None,
+            synced: false,
+        };
+        let (state_tx, state) = watch::channel(initial);
+        let (commands, command_rx) = mpsc::channel(4);
+        let task = ElectorTask {
+            api,
+            name,
+            config,
+            shared,
+            fence: fence.clone(),
+            state: state_tx,
+            synced: false,
+            next_renew: None,
+            retry_at: None,
+            seen_in_listing: false,
+        };
+        let task = tokio::spawn(task.run(command_rx));
+        Elector {
+            state,
+            commands,
+            task: Some(task),
+            fence,
+        }
+    }
+
+    /// Follow the published state.
+    pub fn state(&self) -> watch::Receiver<LeadershipState> {
+        self.state.clone()
+    }
+
+    /// The fencing primitive for this component's leader-only writes.
+    pub fn fence(&self) -> &Fence {
+        &self.fence
+    }
+
+    /// Stop leader work, release the lock if held, and wait for the task to end.
+    pub async fn release(mut self) {
+        let (tx, rx) = oneshot::channel();
+        if self.commands.send(Command::Release(tx)).await.is_ok() {
+            let _ = rx.await;
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+
+    /// Stop at once without releasing: the lock stays until its lease runs out.
+    pub fn abort(mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+impl Drop for Elector {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+struct ElectorTask {
+    api: Api<ConfigMap>,
+    name: String,
+    config: ElectionConfig,
+    shared: Arc<Mutex<LockState>>,
+    fence: Fence,
+    state: watch::Sender<LeadershipState>,
+    synced: bool,
+    /// When the leader renews next.
+    next_renew: Option<Instant>,
+    /// When a standby retries after a failed attempt.
+    retry_at: Option<Instant>,
+    seen_in_listing: bool,
+}
+
+impl ElectorTask {
+    fn lock(&self) -> std::sync::MutexGuard<'_, LockState> {
+        self.shared.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn me(&self) -> &str {
+        &self.config.identity
+    }
+
+    async fn run(mut self, mut commands: mpsc::Receiver<Command>) {
+        let watch_config =
+            watcher::Config::default().fields(&format!("metadata.name={}", self.name));
+        let mut events = watcher(self.api.clone(), watch_config)
+            .default_backoff()
+            .boxed();
+        loop {
+            let wake = self.next_wake();
+            tokio::select! {
+                command = commands.recv() => {
+                    let reply = command.map(|Command::Release(reply)| reply);
+                    self.release().await;
+                    if let Some(reply) = reply {
+                        let _ = reply.send(());
+                    }
+                    return;
+                }
+                event = events.next() => match event {
+                    Some(Ok(event)) => self.on_event(event).await,
+                    Some(Err(e)) => tracing::warn!(component = %self.config.component, error = %e, "lock watch failed; retrying"),
+                    None => {
+                        tracing::error!(component = %self.config.component, "lock watch ended");
+                        return;
+                    }
+                },
+                _ = sleep_until(wake) => self.on_timer().await,
+            }
+        }
+    }
+
+    /// The earliest moment something must be done without a watch event.
+    fn next_wake(&self) -> Option<Instant> {
+        if !self.synced {
+            return None;
+        }
+        let st = self.lock();
+        if let Some(grant) = st.grant {
+            return [Some(grant.valid_until), self.next_renew]
+                .into_iter()
+                .flatten()
+                .min();
+        }
+        let acquire_at = match st.observation.verdict(
+            Instant::now(),
+            self.me(),
+            self.config.timings.lease_duration,
+        ) {
+            Verdict::HeldByOther { expires_at, .. } => expires_at,
+            Verdict::Acquirable | Verdict::HeldByUs => Instant::now(),
+        };
+        Some(match self.retry_at {
+            Some(retry) => retry.max(acquire_at),
+            None => acquire_at,
+        })
+    }
+
+    async fn on_event(&mut self, event: watcher::Event<ConfigMap>) {
+        let now = Instant::now();
+        match event {
+            watcher::Event::Init => self.seen_in_listing = false,
+            watcher::Event::InitApply(cm) | watcher::Event::Apply(cm) => {
+                self.seen_in_listing = true;
+                self.lock().observation.observe(cm, now);
+                self.check_still_ours();
+            }
+            watcher::Event::Delete(cm) => {
+                let deleted = self
+                    .lock()
+                    .observation
+                    .observe_deleted(cm.metadata.uid.as_deref(), now);
+                if deleted {
+                    self.on_deleted();
+                }
+            }
+            watcher::Event::InitDone => {
+                if !self.seen_in_listing && self.lock().observation.configmap().is_some() {
+                    // Gone while the watch was down: the relist does not list it.
+                    self.lock().observation.observe_deleted(None, now);
+                    self.on_deleted();
+                }
+                self.synced = true;
+                self.retry_at = None;
+            }
+        }
+        self.publish();
+    }
+
+    /// The lock no longer names us while we hold a grant: someone took it.
+    fn check_still_ours(&mut self) {
+        let taken = {
+            let st = self.lock();
+            st.grant.is_some()
+                && matches!(st.observation.record(), Some(Ok(r)) if r.holder_identity != self.config.identity)
+        };
+        if taken {
+            tracing::warn!(component = %self.config.component, "lock taken by another holder; stepping down");
+            self.step_down();
+        }
+    }
+
+    fn on_deleted(&mut self) {
+        if self.lock().grant.is_some() {
+            tracing::warn!(component = %self.config.component, configmap = %self.name, "lock ConfigMap deleted while leading; leadership revoked, contending again");
+            self.step_down();
+        }
+        self.retry_at = None;
+    }
+
+    fn step_down(&mut self) {
+        self.lock().grant = None;
+        self.next_renew = None;
+        self.publish();
+    }
+
+    async fn on_timer(&mut self) {
+        let now = Instant::now();
+        let grant = self.lock().grant;
+        match grant {
+            Some(g) if now >= g.valid_until => {
+                tracing::warn!(component = %self.config.component, "no renew succeeded within the renew deadline; stepping down");
+                self.step_down();
+            }
+            Some(_) => {
+                if self.next_renew.is_some_and(|t| now >= t) {
+                    self.renew().await;
+                }
+            }
+            None => self.try_acquire().await,
+        }
+        self.publish();
+    }
+
+    /// Bound an API call: for a leader, by its grant (so it can step down on time).
+    fn call_timeout(&self) -> Duration {
+        let base = self.config.timings.retry_period;
+        match self.lock().grant {
+            Some(g) => g
+                .valid_until
+                .saturating_duration_since(Instant::now())
+                .min(base)
+                .max(Duration::from_millis(1)),
+            None => base,
+        }
+    }
+
+    async fn try_acquire(&mut self) {
+        let now = Instant::now();
+        let (verdict, current) = {
+            let st = self.lock();
+            (
+                st.observation
+                    .verdict(now, self.me(), self.config.timings.lease_duration),
+                st.observation.configmap().cloned(),
+            )
+        };
+        if let Verdict::HeldByOther { .. } = verdict {
+            return;
+        }
+        let timeout = self.call_timeout();
+        let sent_at = Instant::now();
+        let result = match current {
+            None => {
+                let record = acquisition_record(
+                    None,
+                    self.me(),
+                    self.config.timings.lease_duration,
+                    jiff::Timestamp::now(),
+                );
+                let cm = ConfigMap {
+                    metadata: ObjectMeta {
+                        name: Some(self.name.clone()),
+                        labels: Some(self.config.cluster_id.labels()),
+                        annotations: Some(BTreeMap::from([(
+                            LEADER_ANNOTATION.to_string(),
+                            record.to_annotation(),
+                        )])),
+                        owner_references: self.config.owner.as_ref().map(|o| vec![o.to_k8s()]),
+                        ..Default::default()
+                    },
+                    ..Default::default()
+                };
+                tokio::time::timeout(timeout, self.api.create(&PostParams::default(), &cm)).await
+            }
+            Some(cm) => {
+                let previous = self.lock().observation.record().cloned();
+                let record = acquisition_record(
+                    previous.as_ref(),
+                    self.me(),
+                    self.config.timings.lease_duration,
+                    jiff::Timestamp::now(),
+                );
+                let mut next = cm;
+                next.metadata
+                    .annotations
+                    .get_or_insert_with(BTreeMap::new)
+                    .insert(LEADER_ANNOTATION.to_string(), record.to_annotation());
+                // The previous leader's address and session are stale from now on.
+                if let Some(data) = next.data.as_mut() {
+                    data.remove(KEY_ADDRESS);
+                    data.remove(KEY_SESSION_ID);
+                }
+                tokio::time::timeout(
+                    timeout,
+                    self.api.replace(&self.name, &PostParams::default(), &next),
+                )
+                .await
+            }
+        };
+        match result {
+            Ok(Ok(written)) => {
+                self.lock().observation.observe(written, Instant::now());
+                self.on_acquired(sent_at).await;
+            }
+            Ok(Err(kube::Error::Api(s))) if s.code == 409 => {
+                // Someone else moved first; the watch brings their version.
+                tracing::debug!(component = %self.config.component, "lost the race to acquire");
+                self.retry_at = Some(Instant::now() + self.config.timings.retry_period);
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(component = %self.config.component, error = %e, "acquire failed");
+                self.retry_at = Some(Instant::now() + self.config.timings.retry_period);
+            }
+            Err(_) => {
+                tracing::warn!(component = %self.config.component, "acquire timed out");
+                self.retry_at = Some(Instant::now() + self.config.timings.retry_period);
+            }
+        }
+    }
+
+    async fn on_acquired(&mut self, sent_at: Instant) {
+        let session = Uuid::new_v4();
+        let t = self.config.timings;
+        self.lock().grant = Some(Grant {
+            session,
+            valid_until: sent_at + t.renew_deadline,
+        });
+        self.next_renew = Some(sent_at + t.retry_period);
+        self.retry_at = None;
+        // Confirm: the address and session, through the fence like every leader write.
+        let address = self.config.address.clone();
+        let confirmed = self
+            .fence
+            .update(Some(session), |data| {
+                data.insert(KEY_ADDRESS.to_string(), address.clone());
+                data.insert(KEY_SESSION_ID.to_string(), session.to_string());
+                Ok(())
+            })
+            .await;
+        match confirmed {
+            Ok(_) => {
+                tracing::info!(component = %self.config.component, identity = %self.config.identity, session = %session, address = %self.config.address, "leadership acquired and confirmed");
+            }
+            Err(e) => {
+                tracing::warn!(component = %self.config.component, error = %e, "could not confirm leadership; stepping down");
+                self.step_down();
+                self.retry_at = Some(Instant::now() + t.retry_period);
+            }
+        }
+    }
+
+    async fn renew(&mut self) {
+        let t = self.config.timings;
+        loop {
+            let Some(current) = self.lock().observation.configmap().cloned() else {
+                self.step_down();
+                return;
+            };
+            let previous = self.lock().observation.record().cloned();
+            let ours =
+                matches!(&previous, Some(Ok(r)) if r.holder_identity == self.config.identity);
+            if !ours {
+                tracing::warn!(component = %self.config.component, "lock no longer names us; stepping down");
+                self.step_down();
+                return;
+            }
+            let record = acquisition_record(
+                previous.as_ref(),
+                self.me(),
+                t.lease_duration,
+                jiff::Timestamp::now(),
+            );
+            let mut next = current;
+            next.metadata
+                .annotations
+                .get_or_insert_with(BTreeMap::new)
+                .insert(LEADER_ANNOTATION.to_string(), record.to_annotation());
+            let timeout = self.call_timeout();
+            let sent_at = Instant::now();
+            let result = tokio::time::timeout(
+                timeout,
+                self.api.replace(&self.name, &PostParams::default(), &next),
+            )
+            .await;
+            match result {
+                Ok(Ok(written)) => {
+                    let mut st = self.lock();
+                    st.observation.observe(written, Instant::now());
+                    if let Some(g) = st.grant.as_mut() {
+                        g.valid_until = sent_at + t.renew_deadline;
+                    }
+                    drop(st);
+                    self.next_renew = Some(sent_at + t.retry_period);
+                    return;
+                }
+                Ok(Err(kube::Error::Api(s))) if s.code == 409 => {
+                    // Our version is stale (a watch event or a write of ours is on its way):
+                    // read the current one and try again while the grant lasts.
+                    match tokio::time::timeout(self.call_timeout(), self.api.get_opt(&self.name))
+                        .await
+                    {
+                        Ok(Ok(Some(fresh))) => {
+                            self.lock().observation.observe(fresh, Instant::now());
+                        }
+                        Ok(Ok(None)) => {
+                            self.lock()
+                                .observation
+                                .observe_deleted(None, Instant::now());
+                            self.on_deleted();
+                            return;
+                        }
+                        _ => {
+                            self.next_renew = Some(Instant::now() + t.retry_period / 4);
+                            return;
+                        }
+                    }
+                }
+                Ok(Err(kube::Error::Api(s))) if s.code == 404 => {
+                    self.lock()
+                        .observation
+                        .observe_deleted(None, Instant::now());
+                    self.on_deleted();
+                    return;
+                }
+                Ok(Err(e)) => {
+                    tracing::warn!(component = %self.config.component, error = %e, "renew failed");
+                    self.next_renew = Some(Instant::now() + t.retry_period / 4);
+                    return;
+                }
+                Err(_) => {
+                    tracing::warn!(component = %self.config.component, "renew timed out");
+                    self.next_renew = Some(Instant::now() + t.retry_period / 4);
+                    return;
+                }
+            }
+            if self
+                .lock()
+                .grant
+                .is_none_or(|g| Instant::now() >= g.valid_until)
+            {
+                self.step_down();
+                return;
+            }
+        }
+    }
+
+    /// Graceful shutdown: leader work stops first, then one compare-and-swap frees the lock.
+    async fn release(&mut self) {
+        let was_leader = self.lock().grant.is_some();
+        self.step_down();
+        if !was_leader {
+            return;
+        }
+        for _ in 0..3 {
+            let (current, previous) = {
+                let st = self.lock();
+                (
+                    st.observation.configmap().cloned(),
+                    st.observation.record().cloned(),
+                )
+            };
+            let (Some(current), Some(Ok(previous))) = (current, previous) else {
+                return;
+            };
+            if previous.holder_identity != self.config.identity {
+                return;
+            }
+            let mut next = current;
+            next.metadata
+                .annotations
+                .get_or_insert_with(BTreeMap::new)
+                .insert(
+                    LEADER_ANNOTATION.to_string(),
+                    release_record(&previous, jiff::Timestamp::now()).to_annotation(),
+                );
+            let timeout = self.config.timings.retry_period;
+            match tokio::time::timeout(
+                timeout,
+                self.api.replace(&self.name, &PostParams::default(), &next),
+            )
+            .await
+            {
+                Ok(Ok(written)) => {
+                    self.lock().observation.observe(written, Instant::now());
+                    tracing::info!(component = %self.config.component, "leadership released");
+                    return;
+                }
+                Ok(Err(kube::Error::Api(s))) if s.code == 409 => {
+                    if let Ok(Ok(Some(fresh))) =
+                        tokio::time::timeout(timeout, self.api.get_opt(&self.name)).await
+                    {
+                        self.lock().observation.observe(fresh, Instant::now());
+                    }
+                }
+                Ok(Err(e)) => {
+                    tracing::warn!(component = %self.config.component, error = %e, "release failed; the lease will run out instead");
+                    return;
+                }
+                Err(_) => {
+                    tracing::warn!(component = %self.config.component, "release timed out; the lease will run out instead");
+                    return;
+                }
+            }
+        }
+    }
+
+    fn publish(&self) {
+        let now = Instant::now();
+        let next = {
+            let st = self.lock();
+            let grant = st.grant.filter(|g| now < g.valid_until);
+            let leader = st.observation.leader(now);
+            // Leading means: a live grant, and the data names our session (confirmed).
+            let confirmed = grant.filter(|g| {
+                leader
+                    .as_ref()
+                    .is_some_and(|l| l.session_id == g.session.to_string())
+            });
+            LeadershipState {
+                component: self.config.component.clone(),
+                is_leader: confirmed.is_some(),
+                session_id: confirmed.map(|g| g.session),
+                holder_identity: st.observation.holder().map(str::to_string),
+                leader,
+                lease_expires_at: st.observation.lease_expires_at(),
+                synced: self.synced,
+            }
+        };
+        self.state.send_if_modified(|current| {
+            // The expiry moves on every renew; publish it without waking followers
+            // unless something they care about changed.
+            let changed = current.is_leader != next.is_leader
+                || current.session_id != next.session_id
+                || current.holder_identity != next.holder_identity
+                || current.leader != next.leader
+                || current.synced != next.synced;
+            *current = next;
+            changed
+        });
+    }
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await,
+        None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(holder: &str, transitions: u32) -> LeaderRecord {
+        LeaderRecord {
+            holder_identity: holder.into(),
+            lease_duration: Duration::from_secs(15),
+            acquire_time: "2022-05-19T15:09:39.272Z".parse().unwrap(),
+            renew_time: "2022-05-19T15:10:02.104Z".parse().unwrap(),
+            leader_transitions: transitions,
+        }
+    }
+
+    fn cm(rv: u64, annotation: Option<String>, data: &[(&str, &str)]) -> ConfigMap {
+        ConfigMap {
+            metadata: ObjectMeta {
+                name: Some("c".into()),
+                uid: Some("u1".into()),
+                resource_version: Some(rv.to_string()),
+                annotations: annotation
+                    .map(|a| BTreeMap::from([(LEADER_ANNOTATION.to_string(), a)])),
+                ..Default::default()
+            },
+            data: Some(
+                data.iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            ),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn transitions_count_holder_changes_only() {
+        let now: jiff::Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
+        let lease = Duration::from_secs(15);
+        let fresh = acquisition_record(None, "me", lease, now);
+        assert_eq!((fresh.leader_transitions, fresh.acquire_time), (0, now));
+        let renewed = acquisition_record(Some(&Ok(record("me", 4))), "me", lease, now);
+        assert_eq!(renewed.leader_transitions, 4);
+        assert_eq!(renewed.acquire_time, record("me", 4).acquire_time);
+        assert_eq!(renewed.renew_time, now);
+        let taken = acquisition_record(Some(&Ok(record("other", 4))), "me", lease, now);
+        assert_eq!((taken.leader_transitions, taken.acquire_time), (5, now));
+        let released = release_record(&record("me", 4), now);
+        assert!(released.is_released());
+        assert_eq!(released.leader_transitions, 4);
+        assert_eq!(released.lease_duration, Duration::from_secs(1));
+        assert!(
+            released
+                .to_annotation()
+                .contains("\"holderIdentity\":\"\",\"leaseDuration\":1.000000000")
+        );
+    }
+
+    #[test]
+    fn observation_ignores_older_versions_and_times_changes_locally() {
+        let t0 = Instant::now();
+        let mut o = LockObservation::default();
+        assert!(o.observe(cm(5, Some(record("a", 0).to_annotation()), &[]), t0));
+        // An older version (a late watch event) does not replace a newer one.
+        assert!(!o.observe(cm(4, None, &[]), t0 + Duration::from_secs(1)));
+        assert_eq!(o.holder(), Some("a"));
+        // A newer version with the same record keeps the observation time.
+        assert!(o.observe(
+            cm(6, Some(record("a", 0).to_annotation()), &[("x", "y")]),
+            t0 + Duration::from_secs(5)
+        ));
+        assert_eq!(o.lease_expires_at(), Some(t0 + Duration::from_secs(15)));
+        // A changed record moves it.
+        let mut renewed = record("a", 0);
+        renewed.renew_time = "2022-05-19T15:10:04.104Z".parse().unwrap();
+        o.observe(
+            cm(7, Some(renewed.to_annotation()), &[]),
+            t0 + Duration::from_secs(6),
+        );
+        assert_eq!(o.lease_expires_at(), Some(t0 + Duration::from_secs(21)));
+    }
+
+    #[test]
+    fn follower_sees_a_leader_only_while_the_lease_is_held_and_data_is_set() {
+        let t0 = Instant::now();
+        let mut o = LockObservation::default();
+        o.observe(cm(1, Some(record("a", 0).to_annotation()), &[]), t0);
+        assert_eq!(o.leader(t0), None, "no address yet");
+        o.observe(
+            cm(
+                2,
+                Some(record("a", 0).to_annotation()),
+                &[("address", "akka://a"), ("sessionId", "s1")],
+            ),
+            t0,
+        );
+        let info = o.leader(t0 + Duration::from_secs(1)).unwrap();
+        assert_eq!(
+            (info.address.as_str(), info.session_id.as_str()),
+            ("akka://a", "s1")
+        );
+        assert_eq!(
+            o.leader(t0 + Duration::from_secs(15)),
+            None,
+            "lease ran out"
+        );
+        o.observe(
+            cm(
+                3,
+                Some(release_record(&record("a", 0), jiff::Timestamp::now()).to_annotation()),
+                &[("address", "akka://a"), ("sessionId", "s1")],
+            ),
+            t0,
+        );
+        assert_eq!(o.leader(t0), None, "released");
+        o.observe(
+            cm(
+                4,
+                Some("{not json".into()),
+                &[("address", "x"), ("sessionId", "y")],
+            ),
+            t0,
+        );
+        assert_eq!(o.leader(t0), None, "malformed lock");
+        assert_eq!(o.holder(), None);
+    }
+
+    #[test]
+    fn deletion_of_another_incarnation_is_ignored() {
+        let t0 = Instant::now();
+        let mut o = LockObservation::default();
+        o.observe(cm(3, None, &[]), t0);
+        assert!(!o.observe_deleted(Some("other-uid"), t0));
+        assert!(o.configmap().is_some());
+        assert!(o.observe_deleted(Some("u1"), t0));
+        assert!(o.configmap().is_none());
+        // After a deletion any version is taken (the recreated object starts anew).
+        assert!(o.observe(cm(9, None, &[]), t0));
+    }
+
+    #[test]
+    fn malformed_lock_is_never_ours() {
+        let t0 = Instant::now();
+        let mut o = LockObservation::default();
+        o.observe(cm(1, Some("garbage".into()), &[]), t0);
+        let lease = Duration::from_secs(15);
+        assert!(matches!(
+            o.verdict(t0, "me", lease),
+            Verdict::HeldByOther { .. }
+        ));
+        assert_eq!(o.verdict(t0 + lease, "me", lease), Verdict::Acquirable);
+    }
+}

@@ -1,0 +1,224 @@
+//! Leader retrieval: any process can follow a component's leader (`address`, `sessionId`)
+//! through a watch on its ConfigMap, and be told of real leader changes only.
+
+use std::time::Instant;
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::Api;
+use kube::runtime::{WatchStreamExt, watcher};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::election::{LeaderInfo, LockObservation};
+
+/// What a retriever knows.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Retrieved {
+    /// The leader, while the lock is held, its observed lease is live and the data names one.
+    pub leader: Option<LeaderInfo>,
+    /// The holder named by the lock record.
+    pub holder_identity: Option<String>,
+    /// When the observed lease runs out (local monotonic time).
+    pub lease_expires_at: Option<Instant>,
+    /// The initial list has been seen.
+    pub synced: bool,
+}
+
+/// A running retriever for one ConfigMap. Survives relists (410) and dropped watches: the
+/// watch is retried with backoff, never given up. Dropping it stops it.
+pub struct Retriever {
+    state: watch::Receiver<Retrieved>,
+    task: JoinHandle<()>,
+}
+
+impl Retriever {
+    pub fn spawn(client: kube::Client, namespace: &str, configmap: &str) -> Retriever {
+        let api: Api<ConfigMap> = Api::namespaced(client, namespace);
+        let (tx, state) = watch::channel(Retrieved::default());
+        let task = tokio::spawn(follow(api, configmap.to_string(), tx));
+        Retriever { state, task }
+    }
+
+    pub fn state(&self) -> watch::Receiver<Retrieved> {
+        self.state.clone()
+    }
+}
+
+impl Drop for Retriever {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn follow(api: Api<ConfigMap>, name: String, tx: watch::Sender<Retrieved>) {
+    let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
+    let mut events = watcher(api, config).default_backoff().boxed();
+    let mut observation = LockObservation::default();
+    let mut synced = false;
+    let mut seen = false;
+    loop {
+        // Wake when the observed lease runs out: the leader is then unknown.
+        let expiry = observation.lease_expires_at();
+        let sleep = async {
+            match expiry {
+                Some(at) if at > Instant::now() => {
+                    tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await
+                }
+                _ => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            event = events.next() => match event {
+                Some(Ok(event)) => {
+                    let now = Instant::now();
+                    match event {
+                        watcher::Event::Init => seen = false,
+                        watcher::Event::InitApply(cm) | watcher::Event::Apply(cm) => {
+                            seen = true;
+                            observation.observe(cm, now);
+                        }
+                        watcher::Event::Delete(cm) => {
+                            observation.observe_deleted(cm.metadata.uid.as_deref(), now);
+                        }
+                        watcher::Event::InitDone => {
+                            if !seen {
+                                observation.observe_deleted(None, now);
+                            }
+                            synced = true;
+                        }
+                    }
+                }
+                Some(Err(e)) => tracing::debug!(configmap = %name, error = %e, "leader watch failed; retrying"),
+                None => return,
+            },
+            _ = sleep => {}
+        }
+        let now = Instant::now();
+        let next = Retrieved {
+            leader: observation.leader(now),
+            holder_identity: observation.holder().map(str::to_string),
+            lease_expires_at: observation.lease_expires_at(),
+            synced,
+        };
+        tx.send_if_modified(|current| {
+            let changed = current.leader != next.leader
+                || current.holder_identity != next.holder_identity
+                || current.synced != next.synced;
+            *current = next;
+            changed
+        });
+    }
+}
+
+/// A change of leader: from `old` (None: no leader known before) to `new`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaderChange {
+    pub old: Option<LeaderInfo>,
+    pub new: LeaderInfo,
+}
+
+/// Reports a change only when the leader goes from A to B or from none to B. A flicker to
+/// none and back to A (an API-server outage, a lease judged expired during a slow renew)
+/// is not a change; A to none to B (a JobManager crash) is one change, A to B.
+#[derive(Debug, Clone, Default)]
+pub struct ChangeDetector {
+    last: Option<LeaderInfo>,
+}
+
+impl ChangeDetector {
+    pub fn observe(&mut self, current: Option<&LeaderInfo>) -> Option<LeaderChange> {
+        let current = current?;
+        if self.last.as_ref() == Some(current) {
+            return None;
+        }
+        let old = self.last.replace(current.clone());
+        Some(LeaderChange {
+            old,
+            new: current.clone(),
+        })
+    }
+}
+
+/// Follow a state (a retriever's or an elector's), call `on_change` for every leader change
+/// and log each as a structured line. Ends when the state's sender is gone.
+pub async fn follow_changes<T>(
+    component: &str,
+    mut state: watch::Receiver<T>,
+    leader_of: impl Fn(&T) -> Option<LeaderInfo>,
+    mut on_change: impl FnMut(&LeaderChange),
+) {
+    let mut detector = ChangeDetector::default();
+    loop {
+        let current = leader_of(&state.borrow_and_update());
+        if let Some(change) = detector.observe(current.as_ref()) {
+            tracing::info!(
+                component,
+                old_address = change.old.as_ref().map(|l| l.address.as_str()),
+                old_session = change.old.as_ref().map(|l| l.session_id.as_str()),
+                new_address = %change.new.address,
+                new_session = %change.new.session_id,
+                "leader changed"
+            );
+            on_change(&change);
+        }
+        if state.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn leader(a: &str, s: &str) -> LeaderInfo {
+        LeaderInfo {
+            address: a.into(),
+            session_id: s.into(),
+        }
+    }
+
+    #[test]
+    fn flicker_to_none_and_back_is_no_change() {
+        let mut d = ChangeDetector::default();
+        let a = leader("a", "1");
+        assert_eq!(
+            d.observe(Some(&a)),
+            Some(LeaderChange {
+                old: None,
+                new: a.clone()
+            })
+        );
+        assert_eq!(d.observe(None), None);
+        assert_eq!(
+            d.observe(Some(&a)),
+            None,
+            "API outage: back to the same leader"
+        );
+        assert_eq!(d.observe(Some(&a)), None);
+    }
+
+    #[test]
+    fn crash_then_new_leader_is_one_change() {
+        let mut d = ChangeDetector::default();
+        let a = leader("a", "1");
+        let b = leader("b", "2");
+        d.observe(Some(&a));
+        assert_eq!(d.observe(None), None);
+        assert_eq!(
+            d.observe(Some(&b)),
+            Some(LeaderChange {
+                old: Some(a),
+                new: b.clone()
+            })
+        );
+    }
+
+    #[test]
+    fn same_address_new_session_is_a_change() {
+        let mut d = ChangeDetector::default();
+        d.observe(Some(&leader("a", "1")));
+        assert!(d.observe(Some(&leader("a", "2"))).is_some());
+    }
+}

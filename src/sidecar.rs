@@ -1,0 +1,419 @@
+//! The sidecar's local HTTP/JSON API: contend for components, follow leadership, release.
+//!
+//! `PUT /v1/leadership/{component}` starts contending, `GET` reports (or streams, with
+//! `?watch=1`, as Server-Sent Events), `DELETE` stops and releases. `GET /livez` and
+//! `GET /readyz` (ready once every contender's watch has synced). Errors are JSON
+//! `{"error": kind, "message": ...}`.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::election::{ElectionConfig, Elector, LeaderInfo, LeadershipState};
+use crate::layout::{ClusterId, Component, OwnerRef};
+use crate::lease::Timings;
+use crate::retrieval::{Retrieved, Retriever, follow_changes};
+
+/// At most this many components are followed without contending (one retriever each).
+const MAX_FOLLOWED: usize = 256;
+
+/// What the sidecar needs to contend.
+#[derive(Clone)]
+pub struct SidecarConfig {
+    pub client: kube::Client,
+    pub namespace: String,
+    pub cluster_id: ClusterId,
+    pub identity: String,
+    pub timings: Timings,
+    pub owner: Option<OwnerRef>,
+}
+
+struct Contender {
+    address: String,
+    elector: Elector,
+    changes: JoinHandle<()>,
+}
+
+struct Follower {
+    retriever: Retriever,
+    changes: JoinHandle<()>,
+}
+
+/// The sidecar's state: contenders and followers by component.
+#[derive(Clone)]
+pub struct Sidecar {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: SidecarConfig,
+    contenders: Mutex<HashMap<Component, Contender>>,
+    followers: Mutex<HashMap<Component, Follower>>,
+    shutting_down: AtomicBool,
+}
+
+/// An API error as JSON.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub kind: &'static str,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, kind: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            kind,
+            message: message.into(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (
+            self.status,
+            axum::Json(json!({"error": self.kind, "message": self.message})),
+        )
+            .into_response()
+    }
+}
+
+/// The source of a component's state: our own contender, or a retriever.
+enum Source {
+    Contender(watch::Receiver<LeadershipState>),
+    Follower(watch::Receiver<Retrieved>),
+}
+
+impl Source {
+    fn view(&mut self, component: &Component) -> Value {
+        let now = Instant::now();
+        let remaining =
+            |at: Option<Instant>| at.map(|t| t.saturating_duration_since(now).as_millis() as u64);
+        let leader = |l: Option<LeaderInfo>| {
+            l.map(|l| json!({"address": l.address, "sessionId": l.session_id}))
+        };
+        match self {
+            Source::Contender(rx) => {
+                let s = rx.borrow_and_update().clone();
+                json!({
+                    "component": component.to_string(),
+                    "contending": true,
+                    "isLeader": s.is_leader,
+                    "sessionId": s.session_id.map(|u| u.to_string()),
+                    "holderIdentity": s.holder_identity,
+                    "leader": leader(s.leader),
+                    "leaseRemainingMs": remaining(s.lease_expires_at),
+                })
+            }
+            Source::Follower(rx) => {
+                let s = rx.borrow_and_update().clone();
+                json!({
+                    "component": component.to_string(),
+                    "contending": false,
+                    "isLeader": false,
+                    "sessionId": null,
+                    "holderIdentity": s.holder_identity,
+                    "leader": leader(s.leader),
+                    "leaseRemainingMs": remaining(s.lease_expires_at),
+                })
+            }
+        }
+    }
+
+    async fn changed(&mut self) -> bool {
+        match self {
+            Source::Contender(rx) => rx.changed().await.is_ok(),
+            Source::Follower(rx) => rx.changed().await.is_ok(),
+        }
+    }
+}
+
+impl Sidecar {
+    pub fn new(config: SidecarConfig) -> Sidecar {
+        Sidecar {
+            inner: Arc::new(Inner {
+                config,
+                contenders: Mutex::new(HashMap::new()),
+                followers: Mutex::new(HashMap::new()),
+                shutting_down: AtomicBool::new(false),
+            }),
+        }
+    }
+
+    pub fn identity(&self) -> &str {
+        &self.inner.config.identity
+    }
+
+    fn contenders(&self) -> std::sync::MutexGuard<'_, HashMap<Component, Contender>> {
+        self.inner
+            .contenders
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn followers(&self) -> std::sync::MutexGuard<'_, HashMap<Component, Follower>> {
+        self.inner
+            .followers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Start contending for `component` with `address`. Idempotent for the same address.
+    pub fn contend(&self, component: Component, address: String) -> Result<(), ApiError> {
+        if self.inner.shutting_down.load(Ordering::SeqCst) {
+            return Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "ShuttingDown",
+                "the sidecar is shutting down",
+            ));
+        }
+        if address.trim().is_empty() {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "BadRequest",
+                "address must not be empty",
+            ));
+        }
+        let mut contenders = self.contenders();
+        if let Some(existing) = contenders.get(&component) {
+            if existing.address == address {
+                return Ok(());
+            }
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "Conflict",
+                format!(
+                    "already contending for {component} with address {:?}; DELETE it first",
+                    existing.address
+                ),
+            ));
+        }
+        let c = &self.inner.config;
+        let elector = Elector::spawn(
+            c.client.clone(),
+            &c.namespace,
+            ElectionConfig {
+                cluster_id: c.cluster_id.clone(),
+                component: component.clone(),
+                identity: c.identity.clone(),
+                address: address.clone(),
+                timings: c.timings,
+                owner: c.owner.clone(),
+            },
+        );
+        let name = component.to_string();
+        let changes = tokio::spawn({
+            let state = elector.state();
+            async move { follow_changes(&name, state, |s| s.leader.clone(), |_| {}).await }
+        });
+        tracing::info!(component = %component, address = %address, "contending");
+        contenders.insert(
+            component,
+            Contender {
+                address,
+                elector,
+                changes,
+            },
+        );
+        Ok(())
+    }
+
+    /// Stop contending for `component`, releasing the lock if held. False if not contending.
+    pub async fn stop(&self, component: &Component) -> bool {
+        let contender = self.contenders().remove(component);
+        match contender {
+            Some(c) => {
+                c.changes.abort();
+                c.elector.release().await;
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn source(&self, component: &Component) -> Result<Source, ApiError> {
+        if let Some(c) = self.contenders().get(component) {
+            return Ok(Source::Contender(c.elector.state()));
+        }
+        let mut followers = self.followers();
+        if let Some(f) = followers.get(component) {
+            return Ok(Source::Follower(f.retriever.state()));
+        }
+        if followers.len() >= MAX_FOLLOWED {
+            return Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "TooManyFollowed",
+                format!("already following {MAX_FOLLOWED} components"),
+            ));
+        }
+        let c = &self.inner.config;
+        let retriever = Retriever::spawn(
+            c.client.clone(),
+            &c.namespace,
+            &component.configmap_name(&c.cluster_id),
+        );
+        let name = component.to_string();
+        let changes = tokio::spawn({
+            let state = retriever.state();
+            async move { follow_changes(&name, state, |s| s.leader.clone(), |_| {}).await }
+        });
+        let state = retriever.state();
+        followers.insert(component.clone(), Follower { retriever, changes });
+        Ok(Source::Follower(state))
+    }
+
+    /// The fencing primitive of a contended component.
+    pub fn fence(&self, component: &Component) -> Option<crate::election::Fence> {
+        self.contenders()
+            .get(component)
+            .map(|c| c.elector.fence().clone())
+    }
+
+    /// Ready once every contender's watch has delivered its initial list.
+    pub fn ready(&self) -> bool {
+        self.contenders()
+            .values()
+            .all(|c| c.elector.state().borrow().synced)
+    }
+
+    /// Stop accepting contenders and release every lease (concurrently).
+    pub async fn shutdown(&self) {
+        self.inner.shutting_down.store(true, Ordering::SeqCst);
+        let contenders: Vec<Contender> = self.contenders().drain().map(|(_, c)| c).collect();
+        let releases = contenders.into_iter().map(|c| async move {
+            c.changes.abort();
+            c.elector.release().await;
+        });
+        futures::future::join_all(releases).await;
+        for (_, f) in self.followers().drain() {
+            f.changes.abort();
+            drop(f.retriever);
+        }
+    }
+}
+
+/// The local API.
+pub fn router(sidecar: Sidecar) -> Router {
+    Router::new()
+        .route(
+            "/v1/leadership/{*component}",
+            get(get_leadership)
+                .put(put_leadership)
+                .delete(delete_leadership),
+        )
+        .route("/livez", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "NotFound", "no such endpoint") })
+        .with_state(sidecar)
+}
+
+fn parse_component(raw: &str) -> Result<Component, ApiError> {
+    raw.trim_matches('/')
+        .parse()
+        .map_err(|e: String| ApiError::new(StatusCode::BAD_REQUEST, "BadRequest", e))
+}
+
+#[derive(Deserialize)]
+struct ContendBody {
+    address: String,
+}
+
+async fn put_leadership(
+    State(sidecar): State<Sidecar>,
+    Path(raw): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    let component = parse_component(&raw)?;
+    let body: ContendBody = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "BadRequest",
+            format!("expected a JSON body {{\"address\": \"...\"}}: {e}"),
+        )
+    })?;
+    sidecar.contend(component.clone(), body.address)?;
+    let mut source = sidecar.source(&component)?;
+    Ok((StatusCode::ACCEPTED, axum::Json(source.view(&component))).into_response())
+}
+
+#[derive(Deserialize)]
+struct WatchQuery {
+    watch: Option<String>,
+}
+
+async fn get_leadership(
+    State(sidecar): State<Sidecar>,
+    Path(raw): Path<String>,
+    Query(q): Query<WatchQuery>,
+) -> Result<Response, ApiError> {
+    let component = parse_component(&raw)?;
+    let mut source = sidecar.source(&component)?;
+    if !matches!(q.watch.as_deref(), Some("1" | "true")) {
+        return Ok(axum::Json(source.view(&component)).into_response());
+    }
+    // Server-Sent Events: the current state, then one event per change. A client that stops
+    // reading only holds the latest state (the watch channel keeps one value).
+    let stream = futures::stream::unfold(
+        (source, component, true),
+        |(mut source, component, first)| async move {
+            if !first && !source.changed().await {
+                return None;
+            }
+            let event = Event::default()
+                .event("leadership")
+                .json_data(source.view(&component))
+                .unwrap_or_else(|_| Event::default().comment("unserialisable state"));
+            Some((Ok::<_, Infallible>(event), (source, component, false)))
+        },
+    );
+    Ok(Sse::new(stream)
+        .keep_alive(KeepAlive::default())
+        .into_response())
+}
+
+async fn delete_leadership(
+    State(sidecar): State<Sidecar>,
+    Path(raw): Path<String>,
+) -> Result<Response, ApiError> {
+    let component = parse_component(&raw)?;
+    if sidecar.stop(&component).await {
+        Ok(axum::Json(
+            json!({"component": component.to_string(), "contending": false, "released": true}),
+        )
+        .into_response())
+    } else {
+        Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "NotFound",
+            format!("not contending for {component}"),
+        ))
+    }
+}
+
+async fn readyz(State(sidecar): State<Sidecar>) -> Response {
+    if sidecar.ready() {
+        "ok".into_response()
+    } else {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "NotReady",
+            "lock watches have not synced yet",
+        )
+        .into_response()
+    }
+}

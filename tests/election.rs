@@ -1,0 +1,328 @@
+//! Leader election and retrieval against the embedded API server (or a real cluster with
+//! HAKEEPER_TEST_KUBECONFIG): in-process contenders, each with its own client.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::TestCluster;
+use hakeeper::election::{ElectionConfig, Elector, FenceError, LeaderInfo, LeadershipState};
+use hakeeper::layout::{ClusterId, Component};
+use hakeeper::lease::{LEADER_ANNOTATION, LeaderRecord, Timings};
+use hakeeper::retrieval::{LeaderChange, Retriever, follow_changes};
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::{DeleteParams, Patch, PatchParams};
+use serde_json::json;
+use tokio::sync::watch;
+
+/// Short timings so that the tests run in seconds: lease 2 s, renew deadline 1.5 s, retry 0.4 s.
+const TIMINGS: Timings = Timings {
+    lease_duration: Duration::from_millis(2000),
+    renew_deadline: Duration::from_millis(1500),
+    retry_period: Duration::from_millis(400),
+};
+
+fn cluster_id() -> ClusterId {
+    "flink-test".parse().unwrap()
+}
+
+async fn contender(c: &TestCluster, component: &Component, n: usize) -> Elector {
+    let client = c.fresh_client().await;
+    Elector::spawn(
+        client,
+        &c.namespace,
+        ElectionConfig {
+            cluster_id: cluster_id(),
+            component: component.clone(),
+            identity: format!("contender-{n}-{}", uuid::Uuid::new_v4()),
+            address: format!("akka.tcp://flink@jm-{n}:6123/user/rpc/dispatcher"),
+            timings: TIMINGS,
+            owner: None,
+        },
+    )
+}
+
+async fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+fn leaders(electors: &[Option<Elector>]) -> Vec<(usize, LeadershipState)> {
+    electors
+        .iter()
+        .enumerate()
+        .filter_map(|(i, e)| e.as_ref().map(|e| (i, e.state().borrow().clone())))
+        .filter(|(_, s)| s.is_leader)
+        .collect()
+}
+
+async fn one_leader(electors: &[Option<Elector>], timeout: Duration) -> (usize, LeadershipState) {
+    wait_for("exactly one leader", timeout, || {
+        let l = leaders(electors);
+        (l.len() == 1).then(|| l[0].clone())
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_contenders_one_leader_with_flink_layout() {
+    let c = TestCluster::start().await;
+    let component = Component::Dispatcher;
+    let mut electors = Vec::new();
+    for n in 0..3 {
+        electors.push(Some(contender(&c, &component, n).await));
+    }
+    let (i, state) = one_leader(&electors, Duration::from_secs(10)).await;
+    // Stays exactly one for a few renew periods.
+    for _ in 0..10 {
+        tokio::time::sleep(TIMINGS.retry_period / 2).await;
+        let l = leaders(&electors);
+        assert_eq!(l.len(), 1, "exactly one leader at all times");
+        assert_eq!(l[0].0, i);
+    }
+    let cm: ConfigMap = c
+        .api::<ConfigMap>()
+        .get("flink-test-dispatcher-leader")
+        .await
+        .unwrap();
+    let labels = cm.metadata.labels.clone().unwrap();
+    assert_eq!(labels["app"], "flink-test");
+    assert_eq!(labels["configmap-type"], "high-availability");
+    assert_eq!(labels["type"], "flink-native-kubernetes");
+    assert!(
+        cm.metadata.owner_references.is_none(),
+        "no owner reference by default"
+    );
+    let raw = &cm.metadata.annotations.as_ref().unwrap()[LEADER_ANNOTATION];
+    let record = LeaderRecord::parse(raw).unwrap();
+    assert_eq!(
+        record.to_annotation(),
+        *raw,
+        "the lock is in Flink's exact format"
+    );
+    assert_eq!(
+        Some(record.holder_identity.as_str()),
+        state.holder_identity.as_deref()
+    );
+    let data = cm.data.unwrap();
+    assert_eq!(data["sessionId"], state.session_id.unwrap().to_string());
+    assert!(data["address"].contains(&format!("jm-{i}")));
+    for e in electors.into_iter().flatten() {
+        e.release().await;
+    }
+    c.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crash_and_release_hand_over() {
+    let c = TestCluster::start().await;
+    let component: Component = "jobmanager/00000000000000000000000000000001"
+        .parse()
+        .unwrap();
+    let mut electors = Vec::new();
+    for n in 0..3 {
+        electors.push(Some(contender(&c, &component, n).await));
+    }
+    let (first, first_state) = one_leader(&electors, Duration::from_secs(10)).await;
+
+    // Crash: no release; another leads within lease + 1 s.
+    electors[first].take().unwrap().abort();
+    let crashed_at = Instant::now();
+    let (second, second_state) =
+        one_leader(&electors, TIMINGS.lease_duration + Duration::from_secs(1)).await;
+    eprintln!("takeover after crash: {:?}", crashed_at.elapsed());
+    assert_ne!(second, first);
+    assert_ne!(second_state.session_id, first_state.session_id);
+
+    // Graceful release: the last one leads within 1 s.
+    let released_at = Instant::now();
+    electors[second].take().unwrap().release().await;
+    let (third, _) = one_leader(&electors, Duration::from_secs(1)).await;
+    eprintln!("takeover after release: {:?}", released_at.elapsed());
+    assert!(third != first && third != second);
+
+    let cm: ConfigMap = c
+        .api::<ConfigMap>()
+        .get(&component.configmap_name(&cluster_id()))
+        .await
+        .unwrap();
+    let record = LeaderRecord::parse(&cm.metadata.annotations.unwrap()[LEADER_ANNOTATION]).unwrap();
+    assert_eq!(
+        record.leader_transitions, 2,
+        "two changes of holder after the first grant"
+    );
+    for e in electors.into_iter().flatten() {
+        e.release().await;
+    }
+    c.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn configmap_deleted_under_the_leader() {
+    let c = TestCluster::start().await;
+    let component = Component::ResourceManager;
+    let electors = vec![Some(contender(&c, &component, 0).await)];
+    let (_, before) = one_leader(&electors, Duration::from_secs(10)).await;
+    let mut state = electors[0].as_ref().unwrap().state();
+    let name = component.configmap_name(&cluster_id());
+    c.api::<ConfigMap>()
+        .delete(&name, &DeleteParams::default())
+        .await
+        .unwrap();
+    // Revoked at once: the next state change is "not leader".
+    tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            state.changed().await.unwrap();
+            if !state.borrow().is_leader {
+                break;
+            }
+        }
+    })
+    .await
+    .expect("leadership revoked");
+    // Then recreated and led again, with a new session.
+    let (_, after) = one_leader(&electors, Duration::from_secs(5)).await;
+    assert_ne!(after.session_id, before.session_id);
+    let cm = c.api::<ConfigMap>().get(&name).await.unwrap();
+    assert_eq!(
+        cm.data.unwrap()["sessionId"],
+        after.session_id.unwrap().to_string()
+    );
+    for e in electors.into_iter().flatten() {
+        e.release().await;
+    }
+    c.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fenced_writes_fail_for_a_deposed_leader() {
+    let c = TestCluster::start().await;
+    let component = Component::RestServer;
+    let electors = vec![Some(contender(&c, &component, 0).await)];
+    let (_, state) = one_leader(&electors, Duration::from_secs(10)).await;
+    let elector = electors[0].as_ref().unwrap();
+    let fence = elector.fence().clone();
+    let session = state.session_id.unwrap();
+
+    fence
+        .update(Some(session), |data| {
+            data.insert("fenced".into(), "1".into());
+            Ok(())
+        })
+        .await
+        .unwrap();
+    let err = fence
+        .update(Some(uuid::Uuid::new_v4()), |_| Ok(()))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, FenceError::StaleSession { .. }), "{err}");
+
+    // Someone else takes the lock behind our back (a compare-and-swap of their own).
+    let name = component.configmap_name(&cluster_id());
+    let api = c.api::<ConfigMap>();
+    let cm = api.get(&name).await.unwrap();
+    let mut stolen =
+        LeaderRecord::parse(&cm.metadata.annotations.as_ref().unwrap()[LEADER_ANNOTATION]).unwrap();
+    stolen.holder_identity = "intruder".into();
+    api.patch(
+        &name,
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"resourceVersion": cm.metadata.resource_version, "annotations": {LEADER_ANNOTATION: stolen.to_annotation()}}})),
+    )
+    .await
+    .unwrap();
+    let err = fence
+        .update(Some(session), |data| {
+            data.insert("fenced".into(), "2".into());
+            Ok(())
+        })
+        .await
+        .unwrap_err();
+    assert!(matches!(err, FenceError::NotLeader { .. }), "{err}");
+    let data = api.get(&name).await.unwrap().data.unwrap();
+    assert_eq!(data["fenced"], "1", "the deposed leader wrote nothing");
+    wait_for("step-down", Duration::from_secs(3), || {
+        (!elector.state().borrow().is_leader).then_some(())
+    })
+    .await;
+    for e in electors.into_iter().flatten() {
+        e.abort();
+    }
+    c.cleanup().await;
+}
+
+/// Two retrievers (not contenders) see the same leader changes in the same order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retrievers_agree_on_changes() {
+    let c = TestCluster::start().await;
+    let component = Component::Dispatcher;
+    let name = component.configmap_name(&cluster_id());
+    let mut logs = Vec::new();
+    let mut followers = Vec::new();
+    for _ in 0..2 {
+        let retriever = Retriever::spawn(c.fresh_client().await, &c.namespace, &name);
+        let (tx, rx) = watch::channel(Vec::<LeaderChange>::new());
+        let state = retriever.state();
+        let task = tokio::spawn(async move {
+            follow_changes(
+                "dispatcher",
+                state,
+                |s| s.leader.clone(),
+                |change| {
+                    tx.send_modify(|v| v.push(change.clone()));
+                },
+            )
+            .await
+        });
+        logs.push(rx);
+        followers.push((retriever, task));
+    }
+    let mut electors = Vec::new();
+    for n in 0..3 {
+        electors.push(Some(contender(&c, &component, n).await));
+    }
+    let mut expected: Vec<LeaderInfo> = Vec::new();
+    for round in 0..2 {
+        let (i, s) = one_leader(&electors, Duration::from_secs(10)).await;
+        expected.push(s.leader.clone().unwrap());
+        let e = electors[i].take().unwrap();
+        if round == 0 {
+            e.abort()
+        } else {
+            e.release().await
+        }
+    }
+    let (_, s) = one_leader(&electors, Duration::from_secs(10)).await;
+    expected.push(s.leader.unwrap());
+    for log in &logs {
+        wait_for("three changes seen", Duration::from_secs(5), || {
+            (log.borrow().len() >= 3).then_some(())
+        })
+        .await;
+    }
+    for log in &logs {
+        let seen: Vec<LeaderInfo> = log.borrow().iter().map(|c| c.new.clone()).collect();
+        assert_eq!(
+            seen, expected,
+            "every retriever sees each leader once, in order"
+        );
+        assert_eq!(log.borrow()[1].old.as_ref(), Some(&expected[0]));
+    }
+    for e in electors.into_iter().flatten() {
+        e.release().await;
+    }
+    for (r, t) in followers {
+        drop(r);
+        let _ = t.await;
+    }
+    c.cleanup().await;
+}
