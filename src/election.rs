@@ -493,8 +493,9 @@ impl ElectorTask {
     async fn run(mut self, mut commands: mpsc::Receiver<Command>) {
         let watch_config =
             watcher::Config::default().fields(&format!("metadata.name={}", self.name));
+        let backoff = WatchBackoff::new(self.config.timings.retry_period);
         let mut events = watcher(self.api.clone(), watch_config)
-            .default_backoff()
+            .backoff(backoff)
             .boxed();
         loop {
             let wake = self.next_wake();
@@ -704,9 +705,15 @@ impl ElectorTask {
                 self.on_acquired(sent_at).await;
             }
             Ok(Err(kube::Error::Api(s))) if s.code == 409 => {
-                // Someone else moved first; the watch brings their version.
+                // Someone else moved first, or our copy is stale (the watch may be down):
+                // read the current version rather than wait for the watch.
                 tracing::debug!(component = %self.config.component, "lost the race to acquire");
                 self.retry_at = Some(Instant::now() + self.config.timings.retry_period);
+                if let Ok(Ok(Some(fresh))) =
+                    tokio::time::timeout(self.call_timeout(), self.api.get_opt(&self.name)).await
+                {
+                    self.lock().observation.observe(fresh, Instant::now());
+                }
             }
             Ok(Err(e)) => {
                 tracing::warn!(component = %self.config.component, error = %e, "acquire failed");
@@ -941,6 +948,44 @@ impl ElectorTask {
     }
 }
 
+/// Backoff between failed lock watches: from 100 ms, doubling with jitter, up to twice the
+/// retry period, so a watch is back soon after an API server returns (kube-rs's default
+/// goes up to 30 s, longer than a lease).
+pub(crate) struct WatchBackoff {
+    next: Duration,
+    min: Duration,
+    max: Duration,
+}
+
+impl WatchBackoff {
+    pub(crate) fn new(retry_period: Duration) -> Self {
+        let min = Duration::from_millis(100);
+        WatchBackoff {
+            next: min,
+            min,
+            max: (retry_period * 2).max(min),
+        }
+    }
+}
+
+impl Iterator for WatchBackoff {
+    type Item = Duration;
+
+    fn next(&mut self) -> Option<Duration> {
+        let current = self.next;
+        self.next = (current * 2).min(self.max);
+        // Up to 25% jitter, so many watchers do not return in step.
+        let jitter = current.as_micros() as u64 / 4;
+        Some(current + Duration::from_micros(fastrand::u64(0..=jitter)))
+    }
+}
+
+impl kube::runtime::utils::Backoff for WatchBackoff {
+    fn reset(&mut self) {
+        self.next = self.min;
+    }
+}
+
 async fn sleep_until(at: Option<Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await,
@@ -1084,6 +1129,19 @@ mod tests {
         assert!(o.configmap().is_none());
         // After a deletion any version is taken (the recreated object starts anew).
         assert!(o.observe(cm(9, None, &[]), t0));
+    }
+
+    #[test]
+    fn watch_backoff_grows_to_a_bound_and_resets() {
+        use kube::runtime::utils::Backoff;
+        let mut b = WatchBackoff::new(Duration::from_millis(400));
+        let delays: Vec<Duration> = (0..6).map(|_| b.next().unwrap()).collect();
+        assert!(delays[0] >= Duration::from_millis(100) && delays[0] <= Duration::from_millis(125));
+        assert!(
+            delays[5] >= Duration::from_millis(800) && delays[5] <= Duration::from_millis(1000)
+        );
+        b.reset();
+        assert!(b.next().unwrap() <= Duration::from_millis(125));
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Leader retrieval: any process can follow a component's leader (`address`, `sessionId`)
 //! through a watch on its ConfigMap, and be told of real leader changes only.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::ConfigMap;
@@ -10,7 +10,7 @@ use kube::runtime::{WatchStreamExt, watcher};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::election::{LeaderInfo, LockObservation};
+use crate::election::{LeaderInfo, LockObservation, WatchBackoff};
 
 /// What a retriever knows.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -53,7 +53,8 @@ impl Drop for Retriever {
 
 async fn follow(api: Api<ConfigMap>, name: String, tx: watch::Sender<Retrieved>) {
     let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
-    let mut events = watcher(api, config).default_backoff().boxed();
+    let backoff = WatchBackoff::new(Duration::from_secs(2));
+    let mut events = watcher(api, config).backoff(backoff).boxed();
     let mut observation = LockObservation::default();
     let mut synced = false;
     let mut seen = false;

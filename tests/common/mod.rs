@@ -131,3 +131,86 @@ impl TestCluster {
 pub fn configmap(value: serde_json::Value) -> k8s_openapi::api::core::v1::ConfigMap {
     serde_json::from_value(value).expect("a ConfigMap")
 }
+
+/// A client whose every request (and response) can be held, as for a process that stalls:
+/// while the gate is closed nothing goes out; a request issued before a stall is sent when
+/// it ends, even if its caller has given up waiting (as a frozen process's write would be).
+pub async fn gated_client(
+    server: &DevServer,
+    closed: tokio::sync::watch::Receiver<bool>,
+) -> kube::Client {
+    let config = server.kube_config().await.expect("config");
+    let layer = tower::layer::layer_fn(move |service| Gate {
+        inner: tower::buffer::Buffer::new(service, 1024),
+        closed: closed.clone(),
+    });
+    kube::client::ClientBuilder::try_from(config)
+        .expect("client builder")
+        .with_layer(&layer)
+        .build()
+}
+
+#[derive(Clone)]
+pub struct Gate<S> {
+    inner: S,
+    closed: tokio::sync::watch::Receiver<bool>,
+}
+
+async fn wait_open(closed: &mut tokio::sync::watch::Receiver<bool>) {
+    while *closed.borrow_and_update() {
+        if closed.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+impl<S, B> tower::Service<http::Request<kube::client::Body>> for Gate<S>
+where
+    S: tower::Service<http::Request<kube::client::Body>, Response = http::Response<B>>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<tower::BoxError> + Send,
+    B: Send + 'static,
+{
+    type Response = http::Response<B>;
+    type Error = tower::BoxError;
+    type Future = std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<Self::Response, tower::BoxError>> + Send>,
+    >;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: http::Request<kube::client::Body>) -> Self::Future {
+        use tower::ServiceExt;
+        let inner = self.inner.clone();
+        let mut closed = self.closed.clone();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        tokio::spawn(async move {
+            wait_open(&mut closed).await;
+            let result = inner.oneshot(req).await.map_err(Into::into);
+            wait_open(&mut closed).await;
+            let _ = tx.send(result);
+        });
+        Box::pin(async move {
+            rx.await
+                .map_err(|_| tower::BoxError::from("gate task ended"))?
+        })
+    }
+}
+
+/// Log to the test output when `HAKEEPER_TEST_LOG` is set (a tracing filter, e.g. `hakeeper=debug`).
+pub fn init_logs() {
+    if let Ok(filter) = std::env::var("HAKEEPER_TEST_LOG") {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_test_writer()
+            .try_init();
+    }
+}
