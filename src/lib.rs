@@ -4,6 +4,7 @@
 //! see `docs/ARCHITECTURE.md`.
 
 pub mod apiserver;
+pub mod bench;
 pub mod duration;
 pub mod election;
 pub mod kubeconn;

@@ -49,6 +49,34 @@ enum Command {
     /// Run next to a JobManager: contend for leadership of its components and serve the
     /// local HA API on loopback.
     Sidecar(SidecarArgs),
+    /// Measure the system (figures for docs/BENCHMARKS.md).
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum BenchCommand {
+    /// Rounds of crash and graceful failover among in-process contenders; prints p50/max
+    /// takeover times and the API requests per minute of the leader and each standby at
+    /// rest. Runs against the embedded API server unless --kubeconfig or --context is given.
+    Failover(FailoverArgs),
+}
+
+#[derive(Debug, Args)]
+struct FailoverArgs {
+    /// Rounds; each has one crash and one graceful failover
+    #[arg(long, env = "HAKEEPER_ROUNDS", default_value_t = 5)]
+    rounds: usize,
+    /// Contenders
+    #[arg(long, env = "HAKEEPER_CONTENDERS", default_value_t = 3)]
+    contenders: usize,
+    /// How long to count requests with a stable leader
+    #[arg(long, env = "HAKEEPER_REST", default_value = "60s", value_parser = parse_duration)]
+    rest: Duration,
+    #[command(flatten)]
+    timings: TimingArgs,
+    #[command(flatten)]
+    kube: KubeArgs,
 }
 
 #[derive(Debug, Args)]
@@ -161,7 +189,45 @@ async fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Dev(args) => dev(args).await,
         Command::Sidecar(args) => sidecar(args).await,
+        Command::Bench(BenchCommand::Failover(args)) => bench_failover(args).await,
     }
+}
+
+async fn bench_failover(args: FailoverArgs) -> anyhow::Result<()> {
+    let params = hakeeper::bench::FailoverParams {
+        rounds: args.rounds,
+        contenders: args.contenders,
+        timings: args.timings.timings()?,
+        rest: args.rest,
+    };
+    let embedded = args.kube.kubeconfig.is_none() && args.kube.context.is_none();
+    let (server, config) = if embedded {
+        let server = DevServer::start(DevServerConfig::default()).await?;
+        let config = server.kube_config().await?;
+        (Some(server), config)
+    } else {
+        (None, args.kube.config().await?)
+    };
+    let namespace = config.default_namespace.clone();
+    println!(
+        "bench failover: {} rounds, {} contenders, lease {:?}, renew deadline {:?}, retry period {:?}, against {}",
+        params.rounds,
+        params.contenders,
+        params.timings.lease_duration,
+        params.timings.renew_deadline,
+        params.timings.retry_period,
+        if embedded {
+            "the embedded API server".to_string()
+        } else {
+            config.cluster_url.to_string()
+        },
+    );
+    let report = hakeeper::bench::failover(config, &namespace, &params).await?;
+    print!("{}", report.render());
+    if let Some(server) = server {
+        server.shutdown().await?;
+    }
+    Ok(())
 }
 
 async fn sidecar(args: SidecarArgs) -> anyhow::Result<()> {
