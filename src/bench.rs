@@ -136,6 +136,9 @@ pub async fn failover(
                 pool.push(spawn()?);
             }
             let leader = wait_leader(&pool, None, wait_limit).await?;
+            // Fail at a random point of the renew cycle, not just after a renewal.
+            let cycle = params.timings.retry_period.as_micros() as u64;
+            tokio::time::sleep(Duration::from_micros(fastrand::u64(0..cycle.max(1)))).await;
             let old = pool.remove(leader);
             let started = Instant::now();
             if crash {
