@@ -231,6 +231,7 @@ async fn bench_failover(args: FailoverArgs) -> anyhow::Result<()> {
 }
 
 async fn sidecar(args: SidecarArgs) -> anyhow::Result<()> {
+    let signals = ShutdownSignals::install()?;
     let timings = args.timings.timings()?;
     let (client, namespace) = args.kube.client().await?;
     let identity = args
@@ -266,7 +267,7 @@ async fn sidecar(args: SidecarArgs) -> anyhow::Result<()> {
             })
             .await
     });
-    shutdown_signal().await?;
+    signals.wait().await?;
     tracing::info!("shutting down: no new connections, releasing leases");
     let _ = stop_tx.send(());
     sidecar.shutdown().await;
@@ -280,6 +281,7 @@ async fn sidecar(args: SidecarArgs) -> anyhow::Result<()> {
 }
 
 async fn dev(args: DevArgs) -> anyhow::Result<()> {
+    let signals = ShutdownSignals::install()?;
     let server = DevServer::start(DevServerConfig {
         listen: args.listen,
         token: args.token,
@@ -310,7 +312,7 @@ async fn dev(args: DevArgs) -> anyhow::Result<()> {
         kubeconfig.display()
     );
     tracing::info!(address = %server.addr(), kubeconfig = %kubeconfig.display(), "serving");
-    shutdown_signal().await?;
+    signals.wait().await?;
     tracing::info!("shutting down");
     server.shutdown().await?;
     if temporary {
@@ -319,20 +321,39 @@ async fn dev(args: DevArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Wait for SIGINT or SIGTERM.
-async fn shutdown_signal() -> anyhow::Result<()> {
+/// SIGINT and SIGTERM handlers, installed before anything is started so that a signal
+/// arriving early is handled (released leases, exit 0) rather than killing the process.
+struct ShutdownSignals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
-        tokio::select! {
-            r = tokio::signal::ctrl_c() => r.context("waiting for SIGINT")?,
-            _ = term.recv() => {}
+    term: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    int: tokio::signal::unix::Signal,
+}
+
+impl ShutdownSignals {
+    fn install() -> anyhow::Result<Self> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Ok(ShutdownSignals {
+                term: signal(SignalKind::terminate()).context("installing the SIGTERM handler")?,
+                int: signal(SignalKind::interrupt()).context("installing the SIGINT handler")?,
+            })
         }
+        #[cfg(not(unix))]
+        Ok(ShutdownSignals {})
     }
-    #[cfg(not(unix))]
-    tokio::signal::ctrl_c()
-        .await
-        .context("waiting for Ctrl-C")?;
-    Ok(())
+
+    async fn wait(mut self) -> anyhow::Result<()> {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = self.term.recv() => {}
+            _ = self.int.recv() => {}
+        }
+        #[cfg(not(unix))]
+        tokio::signal::ctrl_c()
+            .await
+            .context("waiting for Ctrl-C")?;
+        Ok(())
+    }
 }

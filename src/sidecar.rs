@@ -63,6 +63,9 @@ struct Inner {
     contenders: Mutex<HashMap<Component, Contender>>,
     followers: Mutex<HashMap<Component, Follower>>,
     shutting_down: AtomicBool,
+    /// Bumped whenever a component starts or stops being contended, so that open streams
+    /// switch to the component's new source.
+    registry: watch::Sender<u64>,
 }
 
 /// An API error as JSON.
@@ -118,6 +121,7 @@ impl Source {
                     "holderIdentity": s.holder_identity,
                     "leader": leader(s.leader),
                     "leaseRemainingMs": remaining(s.lease_expires_at),
+                    "synced": s.synced,
                 })
             }
             Source::Follower(rx) => {
@@ -130,6 +134,7 @@ impl Source {
                     "holderIdentity": s.holder_identity,
                     "leader": leader(s.leader),
                     "leaseRemainingMs": remaining(s.lease_expires_at),
+                    "synced": s.synced,
                 })
             }
         }
@@ -151,6 +156,7 @@ impl Sidecar {
                 contenders: Mutex::new(HashMap::new()),
                 followers: Mutex::new(HashMap::new()),
                 shutting_down: AtomicBool::new(false),
+                registry: watch::channel(0).0,
             }),
         }
     }
@@ -222,6 +228,10 @@ impl Sidecar {
             async move { follow_changes(&name, state, |s| s.leader.clone(), |_| {}).await }
         });
         tracing::info!(component = %component, address = %address, "contending");
+        // Our own contender now reports this component; a follower of it is redundant.
+        if let Some(f) = self.followers().remove(&component) {
+            f.changes.abort();
+        }
         contenders.insert(
             component,
             Contender {
@@ -230,6 +240,8 @@ impl Sidecar {
                 changes,
             },
         );
+        drop(contenders);
+        self.bump_registry();
         Ok(())
     }
 
@@ -240,13 +252,25 @@ impl Sidecar {
             Some(c) => {
                 c.changes.abort();
                 c.elector.release().await;
+                self.bump_registry();
                 true
             }
             None => false,
         }
     }
 
+    fn bump_registry(&self) {
+        self.inner.registry.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
     fn source(&self, component: &Component) -> Result<Source, ApiError> {
+        if self.inner.shutting_down.load(Ordering::SeqCst) {
+            return Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "ShuttingDown",
+                "the sidecar is shutting down",
+            ));
+        }
         if let Some(c) = self.contenders().get(component) {
             return Ok(Source::Contender(c.elector.state()));
         }
@@ -366,24 +390,45 @@ async fn get_leadership(
     if !matches!(q.watch.as_deref(), Some("1" | "true")) {
         return Ok(axum::Json(source.view(&component)).into_response());
     }
-    // Server-Sent Events: the current state, then one event per change. A client that stops
-    // reading only holds the latest state (the watch channel keeps one value).
-    let stream = futures::stream::unfold(
-        (source, component, true),
-        |(mut source, component, first)| async move {
-            if !first && !source.changed().await {
-                return None;
+    // Server-Sent Events: the current state, then one event per change. The stream follows
+    // the component across a PUT or DELETE (from follower to contender and back). A client
+    // that stops reading only holds the latest state (a watch channel keeps one value).
+    let registry = sidecar.inner.registry.subscribe();
+    let state = SseState {
+        sidecar,
+        component,
+        source,
+        registry,
+        first: true,
+    };
+    let stream = futures::stream::unfold(state, |mut st| async move {
+        if !st.first {
+            let switch = tokio::select! {
+                alive = st.source.changed() => !alive,
+                changed = st.registry.changed() => changed.is_ok(),
+            };
+            if switch {
+                st.source = st.sidecar.source(&st.component).ok()?;
             }
-            let event = Event::default()
-                .event("leadership")
-                .json_data(source.view(&component))
-                .unwrap_or_else(|_| Event::default().comment("unserialisable state"));
-            Some((Ok::<_, Infallible>(event), (source, component, false)))
-        },
-    );
+        }
+        st.first = false;
+        let event = Event::default()
+            .event("leadership")
+            .json_data(st.source.view(&st.component))
+            .unwrap_or_else(|_| Event::default().comment("unserialisable state"));
+        Some((Ok::<_, Infallible>(event), st))
+    });
     Ok(Sse::new(stream)
         .keep_alive(KeepAlive::default())
         .into_response())
+}
+
+struct SseState {
+    sidecar: Sidecar,
+    component: Component,
+    source: Source,
+    registry: watch::Receiver<u64>,
+    first: bool,
 }
 
 async fn delete_leadership(

@@ -1,5 +1,7 @@
 //! Logging set-up: `tracing` with a filter and a plain or JSON format.
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::{EnvFilter, fmt, prelude::*};
 
 /// Output format for log lines.
@@ -20,7 +22,11 @@ pub fn init(filter: &str, format: LogFormat) -> crate::Result<()> {
     let registry = tracing_subscriber::registry().with(filter);
     let result = match format {
         LogFormat::Plain => registry
-            .with(fmt::layer().with_writer(std::io::stderr))
+            .with(
+                fmt::layer()
+                    .with_ansi(std::io::stderr().is_terminal())
+                    .with_writer(std::io::stderr),
+            )
             .try_init(),
         LogFormat::Json => registry
             .with(fmt::layer().json().with_writer(std::io::stderr))

@@ -1,0 +1,900 @@
+//! The `hakeeper sidecar` process end to end: real child processes of the binary, each with
+//! its own local API, contending through the embedded API server (or a real cluster with
+//! HAKEEPER_TEST_KUBECONFIG). Every wait is bounded; polling is every 20 ms.
+
+mod common;
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::process::{ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use common::TestCluster;
+use futures::StreamExt;
+use hakeeper::lease::{LEADER_ANNOTATION, LeaderRecord};
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::runtime::{WatchStreamExt, watcher};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, ChildStdout, Command};
+use tokio::sync::mpsc;
+
+const CLUSTER_ID: &str = "flink-sidecar";
+const DISPATCHER_CM: &str = "flink-sidecar-dispatcher-leader";
+const RESOURCEMANAGER_CM: &str = "flink-sidecar-resourcemanager-leader";
+const POLL: Duration = Duration::from_millis(20);
+/// Lease 2 s, renew deadline 1.5 s, retry period 0.4 s.
+const TIMINGS: [&str; 6] = [
+    "--lease-duration",
+    "2s",
+    "--renew-deadline",
+    "1500ms",
+    "--retry-period",
+    "400ms",
+];
+const STARTUP: Duration = Duration::from_secs(10);
+const ELECTION: Duration = Duration::from_secs(10);
+
+/// The binary, with no `HAKEEPER_*` or `KUBECONFIG` inherited from the test environment.
+fn hakeeper() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_hakeeper"));
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("HAKEEPER_") {
+            cmd.env_remove(key);
+        }
+    }
+    cmd.env_remove("KUBECONFIG");
+    // Readable logs in the stderr files.
+    cmd.env("NO_COLOR", "1");
+    cmd
+}
+
+/// One `hakeeper sidecar` child process. Killed when dropped; its stderr is printed if the
+/// test is failing.
+struct Sidecar {
+    name: String,
+    identity: String,
+    /// The address this sidecar publishes when it leads.
+    address: String,
+    base: String,
+    child: Child,
+    _stdout: Option<BufReader<ChildStdout>>,
+    stderr: PathBuf,
+}
+
+impl Sidecar {
+    async fn start(c: &TestCluster, name: &str, extra: &[&str]) -> Sidecar {
+        let identity = format!("{name}-{}", uuid::Uuid::new_v4().simple());
+        let stderr = c.path(&format!("sidecar-{name}.stderr"));
+        let file = std::fs::File::create(&stderr).expect("stderr file");
+        let mut child = hakeeper()
+            .arg("sidecar")
+            .args(["--cluster-id", CLUSTER_ID])
+            .args(["--listen", "127.0.0.1:0"])
+            .args(["--identity", &identity])
+            .args(["--namespace", &c.namespace])
+            .args(["--log", "hakeeper=debug"])
+            .arg("--kubeconfig")
+            .arg(c.kubeconfig())
+            .args(TIMINGS)
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(file)
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawning hakeeper sidecar");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let mut sidecar = Sidecar {
+            name: name.to_string(),
+            identity,
+            address: format!("akka.tcp://flink@jm-{name}.flink.svc:6123/user/rpc/dispatcher"),
+            base: String::new(),
+            child,
+            _stdout: None,
+            stderr,
+        };
+        let mut stdout = BufReader::new(stdout);
+        let mut line = String::new();
+        let read = tokio::time::timeout(STARTUP, stdout.read_line(&mut line)).await;
+        assert!(
+            matches!(read, Ok(Ok(n)) if n > 0),
+            "sidecar {name} did not announce its local API within {STARTUP:?}: {read:?}"
+        );
+        let url = line
+            .trim()
+            .strip_prefix("hakeeper sidecar: local API on ")
+            .unwrap_or_else(|| panic!("unexpected first line of sidecar {name}: {line:?}"));
+        assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+        sidecar.base = url.to_string();
+        sidecar._stdout = Some(stdout);
+        sidecar
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    fn leadership(&self, component: &str) -> String {
+        self.url(&format!("/v1/leadership/{component}"))
+    }
+
+    /// `GET /v1/leadership/{component}`, which must answer 200.
+    async fn get(&self, http: &reqwest::Client, component: &str) -> Value {
+        let (status, body) = send(http.get(self.leadership(component))).await;
+        assert_eq!(
+            status,
+            StatusCode::OK,
+            "GET {component} on {}: {body}",
+            self.name
+        );
+        assert_eq!(body["component"], component, "{body}");
+        body
+    }
+
+    /// `PUT /v1/leadership/{component}` with this sidecar's address.
+    async fn contend(&self, http: &reqwest::Client, component: &str) -> Value {
+        let (status, body) = send(
+            http.put(self.leadership(component))
+                .json(&json!({"address": self.address})),
+        )
+        .await;
+        assert_eq!(
+            status,
+            StatusCode::ACCEPTED,
+            "PUT {component} on {}: {body}",
+            self.name
+        );
+        assert_eq!(body["component"], component, "{body}");
+        assert_eq!(body["contending"], true, "{body}");
+        body
+    }
+
+    async fn delete(&self, http: &reqwest::Client, component: &str) -> (StatusCode, Value) {
+        send(http.delete(self.leadership(component))).await
+    }
+
+    /// Wait until `/readyz` answers 200.
+    async fn ready(&self, http: &reqwest::Client) {
+        eventually(&format!("{} ready", self.name), STARTUP, || async {
+            let r = http.get(self.url("/readyz")).send().await;
+            match r {
+                Ok(r) if r.status() == StatusCode::OK => Ok(()),
+                Ok(r) => Err(format!("{} {:?}", r.status(), r.text().await)),
+                Err(e) => Err(e.to_string()),
+            }
+        })
+        .await
+    }
+
+    /// Send `signal` (`TERM`, `INT`), then wait (at most 5 s) for the process to exit.
+    async fn signal(&mut self, signal: &str) -> ExitStatus {
+        let pid = self.child.id().expect("the sidecar is still running");
+        let kill = std::process::Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(pid.to_string())
+            .status()
+            .expect("running kill");
+        assert!(kill.success(), "kill -{signal} {pid}: {kill}");
+        match tokio::time::timeout(Duration::from_secs(5), self.child.wait()).await {
+            Ok(status) => status.expect("waiting for the sidecar"),
+            Err(_) => panic!(
+                "sidecar {} did not exit within 5 s of SIG{signal}",
+                self.name
+            ),
+        }
+    }
+
+    /// Kill (SIGKILL) and reap.
+    async fn kill(mut self) {
+        let _ = self.child.kill().await;
+    }
+
+    fn stderr_log(&self) -> String {
+        std::fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+}
+
+impl Drop for Sidecar {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!(
+                "----- stderr of sidecar {} ({}) -----\n{}----- end of sidecar {} -----",
+                self.name,
+                self.identity,
+                self.stderr_log(),
+                self.name
+            );
+        }
+        let _ = self.child.start_kill();
+    }
+}
+
+fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .expect("HTTP client")
+}
+
+/// Send a request and read its JSON body (`Value::Null` if the body is not JSON).
+async fn send(request: reqwest::RequestBuilder) -> (StatusCode, Value) {
+    let response = request.send().await.expect("the local API answers");
+    let status = response.status();
+    let text = response.text().await.expect("a response body");
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+/// Poll `f` every 20 ms until it gives `Ok`, at most `timeout`; the last `Err` says why not.
+async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, String>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        match f().await {
+            Ok(v) => return v,
+            Err(last) => assert!(
+                Instant::now() < deadline,
+                "timed out after {timeout:?} waiting for {what}; last seen: {last}"
+            ),
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// Wait until exactly one of `sidecars` leads `component` and all of them report the same
+/// leader and holder. Returns the leader's index and every view.
+async fn converged(
+    http: &reqwest::Client,
+    sidecars: &[&Sidecar],
+    component: &str,
+) -> (usize, Vec<Value>) {
+    eventually(
+        &format!("one agreed leader of {component}"),
+        ELECTION,
+        || async {
+            let mut views = Vec::new();
+            for s in sidecars {
+                views.push(s.get(http, component).await);
+            }
+            let leaders: Vec<usize> = (0..views.len())
+                .filter(|&i| views[i]["isLeader"] == true)
+                .collect();
+            let agreed = leaders.len() == 1
+                && !views[0]["leader"].is_null()
+                && views.iter().all(|v| v["leader"] == views[0]["leader"])
+                && views
+                    .iter()
+                    .all(|v| v["holderIdentity"] == views[0]["holderIdentity"]);
+            if agreed {
+                Ok((leaders[0], views))
+            } else {
+                Err(format!("{views:?}"))
+            }
+        },
+    )
+    .await
+}
+
+/// The lock record and data of a ConfigMap.
+async fn lock_of(c: &TestCluster, name: &str) -> (String, LeaderRecord, ConfigMap) {
+    let cm = c
+        .api::<ConfigMap>()
+        .get(name)
+        .await
+        .expect("the lock ConfigMap");
+    let raw = cm
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(LEADER_ANNOTATION))
+        .cloned()
+        .unwrap_or_else(|| panic!("{name} has no lock annotation: {cm:?}"));
+    let record = LeaderRecord::parse(&raw).expect("a valid leader record");
+    (raw, record, cm)
+}
+
+fn data<'a>(cm: &'a ConfigMap, key: &str) -> Option<&'a str> {
+    cm.data.as_ref()?.get(key).map(String::as_str)
+}
+
+/// Open `GET {component}?watch=1` and deliver each event's name and JSON data.
+async fn sse(
+    sidecar: &Sidecar,
+    component: &str,
+) -> mpsc::UnboundedReceiver<(Option<String>, Value)> {
+    // No overall timeout for the stream.
+    let http = reqwest::Client::new();
+    let response = http
+        .get(format!("{}?watch=1", sidecar.leadership(component)))
+        .send()
+        .await
+        .expect("the local API answers");
+    assert_eq!(response.status(), StatusCode::OK);
+    let content_type = response
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        content_type.starts_with("text/event-stream"),
+        "{content_type}"
+    );
+    let (tx, rx) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let mut stream = response.bytes_stream();
+        let mut buf: Vec<u8> = Vec::new();
+        while let Some(Ok(chunk)) = stream.next().await {
+            buf.extend_from_slice(&chunk);
+            while let Some(end) = buf.windows(2).position(|w| w == b"\n\n") {
+                let block: Vec<u8> = buf.drain(..end + 2).collect();
+                let text = String::from_utf8_lossy(&block);
+                let mut event = None;
+                let mut data = Vec::new();
+                for line in text.lines() {
+                    if let Some(v) = line.strip_prefix("event:") {
+                        event = Some(v.trim().to_string());
+                    } else if let Some(v) = line.strip_prefix("data:") {
+                        data.push(v.strip_prefix(' ').unwrap_or(v).to_string());
+                    }
+                }
+                if data.is_empty() {
+                    continue; // a keep-alive comment
+                }
+                let value = serde_json::from_str(&data.join("\n"))
+                    .unwrap_or_else(|e| Value::String(format!("unparsable data {data:?}: {e}")));
+                if tx.send((event, value)).is_err() {
+                    return;
+                }
+            }
+        }
+    });
+    rx
+}
+
+/// Every lock annotation value of a ConfigMap from now on (after the watch has synced).
+/// Abort the returned task before stopping the API server.
+async fn annotation_history(
+    c: &TestCluster,
+    name: &str,
+) -> (mpsc::UnboundedReceiver<String>, tokio::task::JoinHandle<()>) {
+    let api = kube::Api::<ConfigMap>::namespaced(c.fresh_client().await, &c.namespace);
+    let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
+    let (tx, rx) = mpsc::unbounded_channel();
+    let (synced_tx, synced_rx) = tokio::sync::oneshot::channel();
+    let task = tokio::spawn(async move {
+        let mut events = watcher(api, config).default_backoff().boxed();
+        let mut synced = Some(synced_tx);
+        while let Some(event) = events.next().await {
+            match event {
+                Ok(watcher::Event::InitApply(cm) | watcher::Event::Apply(cm)) => {
+                    let raw = cm
+                        .metadata
+                        .annotations
+                        .and_then(|mut a| a.remove(LEADER_ANNOTATION));
+                    if let Some(raw) = raw
+                        && tx.send(raw).is_err()
+                    {
+                        return;
+                    }
+                }
+                Ok(watcher::Event::InitDone) => {
+                    if let Some(s) = synced.take() {
+                        let _ = s.send(());
+                    }
+                }
+                _ => {}
+            }
+        }
+    });
+    tokio::time::timeout(STARTUP, synced_rx)
+        .await
+        .expect("the test's watch synced in time")
+        .expect("the test's watch task runs");
+    (rx, task)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_sidecars_agree_on_one_leader() {
+    let c = TestCluster::start().await;
+    let http = http_client();
+    let a = Sidecar::start(&c, "a", &[]).await;
+    let b = Sidecar::start(&c, "b", &[]).await;
+    for s in [&a, &b] {
+        let (status, body) = send(http.get(s.url("/livez"))).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        s.contend(&http, "dispatcher").await;
+    }
+    // Idempotent for the same address.
+    a.contend(&http, "dispatcher").await;
+
+    let sidecars = [&a, &b];
+    let (i, views) = converged(&http, &sidecars, "dispatcher").await;
+    let leader = sidecars[i];
+    let (lv, sv) = (&views[i], &views[1 - i]);
+    assert_eq!(lv["contending"], true);
+    assert_eq!(sv["contending"], true);
+    assert_eq!(sv["isLeader"], false);
+    assert!(sv["sessionId"].is_null(), "a standby has no session: {sv}");
+    let session = lv["sessionId"]
+        .as_str()
+        .unwrap_or_else(|| panic!("the leader has a session: {lv}"));
+    uuid::Uuid::parse_str(session).expect("the session is a UUID");
+    assert_eq!(
+        lv["leader"],
+        json!({"address": leader.address, "sessionId": session})
+    );
+    assert_eq!(lv["holderIdentity"], leader.identity.as_str());
+    for v in &views {
+        let remaining = v["leaseRemainingMs"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("a held lease has a remaining time: {v}"));
+        assert!(remaining <= 2000, "{v}");
+    }
+
+    let (raw, record, cm) = lock_of(&c, DISPATCHER_CM).await;
+    assert_eq!(record.holder_identity, leader.identity, "{raw}");
+    assert_eq!(data(&cm, "address"), Some(leader.address.as_str()));
+    assert_eq!(data(&cm, "sessionId"), Some(session));
+
+    for s in sidecars {
+        s.ready(&http).await;
+    }
+    a.kill().await;
+    b.kill().await;
+    c.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_releases_and_the_standby_streams_its_takeover() {
+    let c = TestCluster::start().await;
+    let http = http_client();
+    let a = Sidecar::start(&c, "a", &[]).await;
+    let b = Sidecar::start(&c, "b", &[]).await;
+    a.contend(&http, "dispatcher").await;
+    b.contend(&http, "dispatcher").await;
+    let (i, views) = converged(&http, &[&a, &b], "dispatcher").await;
+    let (mut leader, standby) = if i == 0 { (a, b) } else { (b, a) };
+    let old_leader = views[i]["leader"].clone();
+
+    let mut events = sse(&standby, "dispatcher").await;
+    let (name, first) = tokio::time::timeout(Duration::from_secs(2), events.recv())
+        .await
+        .expect("the current state first")
+        .expect("the stream is open");
+    assert_eq!(name.as_deref(), Some("leadership"));
+    assert_eq!(first["component"], "dispatcher", "{first}");
+    assert_eq!(first["contending"], true, "{first}");
+    assert_eq!(first["isLeader"], false, "{first}");
+    assert_eq!(first["leader"], old_leader, "{first}");
+    assert_eq!(first["holderIdentity"], leader.identity.as_str(), "{first}");
+
+    let (mut history, history_task) = annotation_history(&c, DISPATCHER_CM).await;
+    let status = leader.signal("TERM").await;
+    let exited = Instant::now();
+    assert!(status.success(), "the leader exits 0 on SIGTERM: {status}");
+
+    // The stream reports the takeover within 2 s of the exit.
+    let took_over = loop {
+        let left = (exited + Duration::from_secs(2)).saturating_duration_since(Instant::now());
+        let (name, event) = tokio::time::timeout(left, events.recv())
+            .await
+            .expect("the standby's takeover streamed within 2 s of the leader's exit")
+            .expect("the stream stays open");
+        assert_eq!(name.as_deref(), Some("leadership"));
+        assert_eq!(event["contending"], true, "{event}");
+        if event["isLeader"] == true {
+            break event;
+        }
+    };
+    let session = took_over["sessionId"].as_str().expect("a session");
+    assert_eq!(
+        took_over["leader"],
+        json!({"address": standby.address, "sessionId": session})
+    );
+    assert_eq!(took_over["holderIdentity"], standby.identity.as_str());
+    assert_ne!(took_over["leader"], old_leader);
+
+    // The lock: released by the old leader, or already taken by the standby.
+    let (raw, record, _) = lock_of(&c, DISPATCHER_CM).await;
+    assert_ne!(record.holder_identity, leader.identity, "{raw}");
+    if record.holder_identity.is_empty() {
+        assert!(raw.contains("\"leaseDuration\":1.000000000"), "{raw}");
+    } else {
+        assert_eq!(record.holder_identity, standby.identity, "{raw}");
+    }
+    // And the watch saw the release itself (no waiting for the lease to run out).
+    let mut seen = Vec::new();
+    while let Ok(raw) = history.try_recv() {
+        seen.push(raw);
+    }
+    let released = seen.iter().position(|raw| {
+        LeaderRecord::parse(raw).is_ok_and(|r| r.holder_identity.is_empty())
+            && raw.contains("\"holderIdentity\":\"\"")
+            && raw.contains("\"leaseDuration\":1.000000000")
+    });
+    let taken = seen.iter().position(|raw| {
+        LeaderRecord::parse(raw).is_ok_and(|r| r.holder_identity == standby.identity)
+    });
+    assert!(
+        matches!((released, taken), (Some(r), Some(t)) if r < t),
+        "a release record, then the standby's: {seen:#?}"
+    );
+    assert!(
+        leader.stderr_log().contains("leadership released"),
+        "the old leader logs its release"
+    );
+
+    // SIGINT the new leader while the stream is open on it: it exits 0 promptly, the stream
+    // ends, and with nobody to take over the lock stays released.
+    let mut standby = standby;
+    let interrupted = Instant::now();
+    let status = standby.signal("INT").await;
+    assert!(status.success(), "exits 0 on SIGINT: {status}");
+    assert!(
+        interrupted.elapsed() < Duration::from_millis(1500),
+        "an open event stream does not hold up the exit ({:?})",
+        interrupted.elapsed()
+    );
+    let ended = tokio::time::timeout(Duration::from_secs(2), async {
+        while events.recv().await.is_some() {}
+    })
+    .await;
+    assert!(ended.is_ok(), "the event stream ends with the process");
+    let (raw, record, _) = lock_of(&c, DISPATCHER_CM).await;
+    assert!(record.is_released(), "{raw}");
+    assert!(raw.contains("\"leaseDuration\":1.000000000"), "{raw}");
+    assert!(
+        standby.stderr_log().contains("leadership released"),
+        "the new leader logs its release"
+    );
+
+    history_task.abort();
+    standby.kill().await;
+    leader.kill().await;
+    c.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_releases_to_the_other_sidecar() {
+    let c = TestCluster::start().await;
+    let http = http_client();
+    let a = Sidecar::start(&c, "a", &[]).await;
+    let b = Sidecar::start(&c, "b", &[]).await;
+    a.contend(&http, "dispatcher").await;
+    b.contend(&http, "dispatcher").await;
+    let (i, views) = converged(&http, &[&a, &b], "dispatcher").await;
+    let (leader, standby) = if i == 0 { (&a, &b) } else { (&b, &a) };
+    let old_leader = views[i]["leader"].clone();
+
+    let (status, body) = leader.delete(&http, "dispatcher").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        body,
+        json!({"component": "dispatcher", "contending": false, "released": true})
+    );
+    let deleted = Instant::now();
+    let new = eventually("the standby takes over", Duration::from_secs(1), || async {
+        let v = standby.get(&http, "dispatcher").await;
+        if v["isLeader"] == true {
+            Ok(v)
+        } else {
+            Err(v.to_string())
+        }
+    })
+    .await;
+    eprintln!("took over {:?} after the DELETE", deleted.elapsed());
+    assert_eq!(new["leader"]["address"], standby.address.as_str(), "{new}");
+    assert_eq!(new["leader"]["sessionId"], new["sessionId"], "{new}");
+
+    let (status, body) = leader.delete(&http, "dispatcher").await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    assert_eq!(body["error"], "NotFound", "{body}");
+    assert!(body["message"].is_string(), "{body}");
+
+    // The former leader now only follows, and sees the new leader.
+    let follower = eventually("the former leader follows", ELECTION, || async {
+        let v = leader.get(&http, "dispatcher").await;
+        if v["leader"] == new["leader"] {
+            Ok(v)
+        } else {
+            Err(v.to_string())
+        }
+    })
+    .await;
+    assert_eq!(follower["contending"], false, "{follower}");
+    assert_eq!(follower["isLeader"], false, "{follower}");
+    assert!(follower["sessionId"].is_null(), "{follower}");
+    assert_eq!(follower["holderIdentity"], standby.identity.as_str());
+    assert_ne!(new["leader"], old_leader);
+
+    // Contending again makes it a standby; the leader stays.
+    leader.contend(&http, "dispatcher").await;
+    let (j, _) = converged(&http, &[&a, &b], "dispatcher").await;
+    assert_eq!(j, 1 - i, "the new leader keeps its lease");
+    let (_, record, _) = lock_of(&c, DISPATCHER_CM).await;
+    assert_eq!(record.holder_identity, standby.identity);
+
+    a.kill().await;
+    b.kill().await;
+    c.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_errors_and_following_without_contending() {
+    let c = TestCluster::start().await;
+    let http = http_client();
+    let a = Sidecar::start(&c, "a", &[]).await;
+    let b = Sidecar::start(&c, "b", &[]).await;
+
+    let (status, body) = send(
+        http.put(a.leadership("bogus"))
+            .json(&json!({"address": a.address})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["error"], "BadRequest", "{body}");
+    assert!(body["message"].is_string(), "{body}");
+    let (status, body) = send(http.get(a.leadership("jobmanager/NOTAJOBID"))).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["error"], "BadRequest", "{body}");
+
+    let (status, body) = send(
+        http.put(a.leadership("dispatcher"))
+            .header("content-type", "application/json")
+            .body("this is not JSON"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["error"], "BadRequest", "{body}");
+    let (status, body) = send(
+        http.put(a.leadership("dispatcher"))
+            .json(&json!({"address": "  "})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["error"], "BadRequest", "{body}");
+
+    a.contend(&http, "dispatcher").await;
+    let (status, body) = send(
+        http.put(a.leadership("dispatcher"))
+            .json(&json!({"address": "somewhere-else:6123"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["error"], "Conflict", "{body}");
+
+    let (status, body) = send(http.get(a.url("/v2/nothing"))).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    assert_eq!(body["error"], "NotFound", "{body}");
+
+    // b contends for nothing: it follows a's leadership of the dispatcher.
+    let a_view = eventually("a leads", ELECTION, || async {
+        let v = a.get(&http, "dispatcher").await;
+        if v["isLeader"] == true {
+            Ok(v)
+        } else {
+            Err(v.to_string())
+        }
+    })
+    .await;
+    assert_eq!(a_view["leader"]["address"], a.address.as_str());
+    let followed = eventually("b sees a's leadership", ELECTION, || async {
+        let v = b.get(&http, "dispatcher").await;
+        if v["leader"] == a_view["leader"] {
+            Ok(v)
+        } else {
+            Err(v.to_string())
+        }
+    })
+    .await;
+    assert_eq!(followed["contending"], false, "{followed}");
+    assert_eq!(followed["isLeader"], false, "{followed}");
+    assert!(followed["sessionId"].is_null(), "{followed}");
+    assert_eq!(
+        followed["holderIdentity"],
+        a.identity.as_str(),
+        "{followed}"
+    );
+
+    // Nobody contends for the REST server: no leader, not contending, on either sidecar.
+    for s in [&a, &b] {
+        let v = s.get(&http, "restserver").await;
+        assert_eq!(v["contending"], false, "{v}");
+        assert_eq!(v["isLeader"], false, "{v}");
+        assert!(v["leader"].is_null(), "{v}");
+        assert!(v["holderIdentity"].is_null(), "{v}");
+    }
+    let (status, body) = b.delete(&http, "restserver").await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    assert_eq!(body["error"], "NotFound", "{body}");
+
+    a.kill().await;
+    b.kill().await;
+    c.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn contend_at_startup_without_any_put() {
+    let c = TestCluster::start().await;
+    let http = http_client();
+    let address = "akka.tcp://flink@jm-solo.flink.svc:6123/user/rpc/dispatcher";
+    let s = Sidecar::start(
+        &c,
+        "solo",
+        &[
+            "--contend",
+            "dispatcher,resourcemanager",
+            "--address",
+            address,
+        ],
+    )
+    .await;
+    for (component, configmap) in [
+        ("dispatcher", DISPATCHER_CM),
+        ("resourcemanager", RESOURCEMANAGER_CM),
+    ] {
+        let v = eventually(&format!("solo leads {component}"), ELECTION, || async {
+            let v = s.get(&http, component).await;
+            if v["isLeader"] == true {
+                Ok(v)
+            } else {
+                Err(v.to_string())
+            }
+        })
+        .await;
+        assert_eq!(v["contending"], true, "{v}");
+        assert_eq!(v["leader"]["address"], address, "{v}");
+        assert_eq!(v["holderIdentity"], s.identity.as_str(), "{v}");
+        let (raw, record, cm) = lock_of(&c, configmap).await;
+        assert_eq!(record.holder_identity, s.identity, "{raw}");
+        assert_eq!(data(&cm, "address"), Some(address));
+        assert_eq!(data(&cm, "sessionId"), v["sessionId"].as_str());
+    }
+    s.ready(&http).await;
+    let v = s.get(&http, "restserver").await;
+    assert_eq!(v["contending"], false, "{v}");
+    // The startup contention uses the --address: a different one conflicts.
+    let (status, body) = send(
+        http.put(s.leadership("resourcemanager"))
+            .json(&json!({"address": "other:6123"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    s.kill().await;
+    c.cleanup().await;
+}
+
+/// Run `hakeeper sidecar` with `args`, expecting a refusal within 5 s; returns stderr.
+async fn refused(args: &[&str]) -> String {
+    let output = hakeeper()
+        .arg("sidecar")
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--kubeconfig",
+            "/nonexistent/kubeconfig",
+        ])
+        .args(args)
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(Duration::from_secs(5), output)
+        .await
+        .unwrap_or_else(|_| panic!("hakeeper sidecar {args:?} did not exit within 5 s"))
+        .expect("running hakeeper");
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(
+        !output.status.success(),
+        "hakeeper sidecar {args:?} must refuse to start; stderr: {stderr}"
+    );
+    assert!(
+        !String::from_utf8_lossy(&output.stdout).contains("local API on"),
+        "refused before serving"
+    );
+    stderr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_timings_and_ids_are_refused() {
+    let stderr = refused(&[
+        "--cluster-id",
+        "c",
+        "--lease-duration",
+        "10s",
+        "--renew-deadline",
+        "10s",
+        "--retry-period",
+        "2s",
+    ])
+    .await;
+    assert!(
+        stderr.contains("--lease-duration (10s) must be greater than --renew-deadline (10s)"),
+        "{stderr}"
+    );
+    let stderr = refused(&[
+        "--cluster-id",
+        "c",
+        "--lease-duration",
+        "3s",
+        "--renew-deadline",
+        "1200ms",
+        "--retry-period",
+        "1s",
+    ])
+    .await;
+    assert!(
+        stderr.contains("--renew-deadline (1.2s) must be greater than 1.2 × --retry-period"),
+        "{stderr}"
+    );
+    let stderr = refused(&["--cluster-id", "BAD_ID"]).await;
+    assert!(stderr.contains("invalid cluster id"), "{stderr}");
+    let stderr = refused(&["--cluster-id", "c", "--contend", "dispatcher"]).await;
+    assert!(stderr.contains("--address"), "{stderr}");
+    let stderr = refused(&[
+        "--cluster-id",
+        "c",
+        "--contend",
+        "leader",
+        "--address",
+        "x:1",
+    ])
+    .await;
+    assert!(stderr.contains("unknown component"), "{stderr}");
+}
+
+/// A stream opened before the PUT (a natural order for a client) follows the component from
+/// follower to contender and reports this sidecar's leadership.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stream_opened_before_contending_reports_the_leadership() {
+    let c = TestCluster::start().await;
+    let http = http_client();
+    let s = Sidecar::start(&c, "early", &[]).await;
+    let mut events = sse(&s, "dispatcher").await;
+    let (_, first) = tokio::time::timeout(ELECTION, events.recv())
+        .await
+        .expect("first event")
+        .expect("stream open");
+    assert_eq!(first["contending"], false, "{first}");
+    s.contend(&http, "dispatcher").await;
+    let led = tokio::time::timeout(ELECTION, async {
+        while let Some((_, v)) = events.recv().await {
+            if v["isLeader"] == true {
+                return Some(v);
+            }
+        }
+        None
+    })
+    .await
+    .expect("the stream reports the leadership in time")
+    .expect("the stream stays open across the PUT");
+    assert_eq!(led["contending"], true, "{led}");
+    assert_eq!(led["leader"]["address"], s.address.as_str(), "{led}");
+    s.kill().await;
+    c.cleanup().await;
+}
+
+/// SIGTERM right after the start-up line is handled (exit 0 after releasing), not fatal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_right_after_start_is_handled() {
+    let c = TestCluster::start().await;
+    for round in 0..5 {
+        let mut s = Sidecar::start(
+            &c,
+            &format!("quick{round}"),
+            &["--contend", "dispatcher", "--address", "jm:1"],
+        )
+        .await;
+        let status = s.signal("TERM").await;
+        assert!(
+            status.success(),
+            "round {round}: exit {status}\n{}",
+            s.stderr_log()
+        );
+    }
+    c.cleanup().await;
+}
