@@ -170,6 +170,14 @@ pub fn acquisition_record(
     }
 }
 
+/// Put `record` into the ConfigMap's lock annotation.
+fn set_record(cm: &mut ConfigMap, record: &LeaderRecord) {
+    cm.metadata
+        .annotations
+        .get_or_insert_with(BTreeMap::new)
+        .insert(LEADER_ANNOTATION.to_string(), record.to_annotation());
+}
+
 /// The record a graceful release writes: no holder, a one-second lease.
 pub fn release_record(previous: &LeaderRecord, now: jiff::Timestamp) -> LeaderRecord {
     LeaderRecord {
@@ -683,10 +691,7 @@ impl ElectorTask {
                     jiff::Timestamp::now(),
                 );
                 let mut next = cm;
-                next.metadata
-                    .annotations
-                    .get_or_insert_with(BTreeMap::new)
-                    .insert(LEADER_ANNOTATION.to_string(), record.to_annotation());
+                set_record(&mut next, &record);
                 // The previous leader's address and session are stale from now on.
                 if let Some(data) = next.data.as_mut() {
                     data.remove(KEY_ADDRESS);
@@ -779,10 +784,7 @@ impl ElectorTask {
                 jiff::Timestamp::now(),
             );
             let mut next = current;
-            next.metadata
-                .annotations
-                .get_or_insert_with(BTreeMap::new)
-                .insert(LEADER_ANNOTATION.to_string(), record.to_annotation());
+            set_record(&mut next, &record);
             let timeout = self.call_timeout();
             let sent_at = Instant::now();
             let result = tokio::time::timeout(
@@ -874,13 +876,10 @@ impl ElectorTask {
                 return;
             }
             let mut next = current;
-            next.metadata
-                .annotations
-                .get_or_insert_with(BTreeMap::new)
-                .insert(
-                    LEADER_ANNOTATION.to_string(),
-                    release_record(&previous, jiff::Timestamp::now()).to_annotation(),
-                );
+            set_record(
+                &mut next,
+                &release_record(&previous, jiff::Timestamp::now()),
+            );
             let timeout = self.config.timings.retry_period;
             match tokio::time::timeout(
                 timeout,

@@ -178,17 +178,30 @@ async fn configmap_deleted_under_the_leader() {
         .delete(&name, &DeleteParams::default())
         .await
         .unwrap();
-    // Revoked at once: the next state change is "not leader".
+    // Revoked at once: the old session ends (the watch channel may coalesce "not leader"
+    // with the new grant that follows, so look at the session, not the flag).
+    let fence = electors[0].as_ref().unwrap().fence().clone();
     tokio::time::timeout(Duration::from_secs(5), async {
         loop {
-            state.changed().await.unwrap();
-            if !state.borrow().is_leader {
+            if state.borrow_and_update().session_id != before.session_id {
                 break;
             }
+            state.changed().await.unwrap();
         }
     })
     .await
     .expect("leadership revoked");
+    let err = fence
+        .update(before.session_id, |_| Ok(()))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            FenceError::NotLeader { .. } | FenceError::StaleSession { .. }
+        ),
+        "the old session can no longer write: {err}"
+    );
     // Then recreated and led again, with a new session.
     let (_, after) = one_leader(&electors, Duration::from_secs(5)).await;
     assert_ne!(after.session_id, before.session_id);
