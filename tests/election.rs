@@ -339,3 +339,43 @@ async fn retrievers_agree_on_changes() {
     }
     c.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn owner_reference_only_when_asked() {
+    let c = TestCluster::start().await;
+    let component = Component::Dispatcher;
+    let elector = Elector::spawn(
+        c.fresh_client().await,
+        &c.namespace,
+        ElectionConfig {
+            cluster_id: "owned".parse().unwrap(),
+            component: component.clone(),
+            identity: "owner-test".into(),
+            address: "jm:1".into(),
+            timings: TIMINGS,
+            owner: Some(
+                "apps/v1/Deployment/flink/0d6c7a52-2f5e-4f7e-9b8e-1b5f4f3c2a10"
+                    .parse()
+                    .unwrap(),
+            ),
+        },
+    );
+    let electors = vec![Some(elector)];
+    one_leader(&electors, Duration::from_secs(10)).await;
+    let cm = c
+        .api::<ConfigMap>()
+        .get("owned-dispatcher-leader")
+        .await
+        .unwrap();
+    let owners = cm.metadata.owner_references.unwrap();
+    assert_eq!(owners.len(), 1);
+    assert_eq!(
+        (owners[0].kind.as_str(), owners[0].name.as_str()),
+        ("Deployment", "flink")
+    );
+    assert_eq!(owners[0].api_version, "apps/v1");
+    for e in electors.into_iter().flatten() {
+        e.release().await;
+    }
+    c.cleanup().await;
+}

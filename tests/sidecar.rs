@@ -672,6 +672,10 @@ async fn api_errors_and_following_without_contending() {
     assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
     assert_eq!(body["error"], "NotFound", "{body}");
 
+    let (status, body) = send(http.post(a.leadership("dispatcher"))).await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED, "{body}");
+    assert_eq!(body["error"], "MethodNotAllowed", "{body}");
+
     // b contends for nothing: it follows a's leadership of the dispatcher.
     let a_view = eventually("a leads", ELECTION, || async {
         let v = a.get(&http, "dispatcher").await;
