@@ -379,3 +379,81 @@ async fn owner_reference_only_when_asked() {
     }
     c.cleanup().await;
 }
+
+/// The dangerous interleaving, made deterministic: the leader checks its grant and sends a
+/// write, then stalls for longer than the lease (its requests are held); another contender
+/// takes over and writes; then the stalled write reaches the API server. It must not land.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_held_past_the_lease_does_not_land() {
+    let c = TestCluster::start().await;
+    let Some(server) = c.embedded("holding a client's requests") else {
+        return c.cleanup().await;
+    };
+    let component = Component::Dispatcher;
+    let config = |n: usize| ElectionConfig {
+        cluster_id: cluster_id(),
+        component: component.clone(),
+        identity: format!("held-{n}"),
+        address: format!("jm-{n}"),
+        timings: TIMINGS,
+        owner: None,
+    };
+    let (gate, closed) = watch::channel(false);
+    let a = Elector::spawn(
+        common::gated_client(server, closed).await,
+        &c.namespace,
+        config(0),
+    );
+    let electors = vec![Some(a)];
+    let (_, a_state) = one_leader(&electors, Duration::from_secs(10)).await;
+    let b = Elector::spawn(c.fresh_client().await, &c.namespace, config(1));
+
+    // A sends a write and stalls before it reaches the server.
+    gate.send(true).unwrap();
+    let a_fence = electors[0].as_ref().unwrap().fence().clone();
+    let session = a_state.session_id;
+    let held = tokio::spawn(async move {
+        a_fence
+            .update(session, |data| {
+                data.insert("owner".into(), "a".into());
+                Ok(())
+            })
+            .await
+    });
+    // B takes over once A's lease has run out, and writes.
+    let b_state = wait_for("b leads", TIMINGS.lease_duration * 3, || {
+        let s = b.state().borrow().clone();
+        s.is_leader.then_some(s)
+    })
+    .await;
+    b.fence()
+        .update(b_state.session_id, |data| {
+            data.insert("owner".into(), "b".into());
+            Ok(())
+        })
+        .await
+        .unwrap();
+    // A wakes up; its held write now reaches the server.
+    gate.send(false).unwrap();
+    let result = held.await.unwrap();
+    assert!(result.is_err(), "A's write was refused: {result:?}");
+    // Give the held request time to arrive even if A's caller gave up on it.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let cm = c
+        .api::<ConfigMap>()
+        .get(&component.configmap_name(&cluster_id()))
+        .await
+        .unwrap();
+    assert_eq!(
+        cm.data.unwrap()["owner"],
+        "b",
+        "the stalled leader's write did not land"
+    );
+    let record = LeaderRecord::parse(&cm.metadata.annotations.unwrap()[LEADER_ANNOTATION]).unwrap();
+    assert_eq!(record.holder_identity, "held-1");
+    b.release().await;
+    for e in electors.into_iter().flatten() {
+        e.abort();
+    }
+    c.cleanup().await;
+}

@@ -139,7 +139,7 @@ async fn fenced_writes_never_go_back_to_an_earlier_session() {
     while Instant::now() < chaos_end {
         tokio::time::sleep(Duration::from_millis(rng.u64(200..700))).await;
         let n = rng.usize(..CONTENDERS);
-        match rng.u8(0..7) {
+        match rng.u8(0..8) {
             0 => {
                 if let Some(slot) = slots[n].take() {
                     stop(slot);
@@ -153,7 +153,16 @@ async fn fenced_writes_never_go_back_to_an_earlier_session() {
                     log.push(format!("restart c{n}"));
                 }
             }
-            2 => {
+            2 | 7 => {
+                // Mostly stall the leader: its held writes are the dangerous ones.
+                let leader = slots.iter().position(|s| {
+                    s.as_ref()
+                        .is_some_and(|s| s.elector.state().borrow().is_leader)
+                });
+                let n = match leader {
+                    Some(l) if rng.u8(0..3) > 0 => l,
+                    _ => n,
+                };
                 if let Some(slot) = &slots[n] {
                     let stall = TIMINGS.lease_duration + Duration::from_millis(rng.u64(100..1000));
                     let _ = slot.gate.send(true);
