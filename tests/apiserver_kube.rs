@@ -386,13 +386,7 @@ async fn watch_with_label_selector_sees_objects_enter_and_leave() {
     )
     .await
     .unwrap();
-    let from = api
-        .list(&ListParams::default())
-        .await
-        .unwrap()
-        .metadata
-        .resource_version
-        .unwrap();
+    let from = c.current_version().await;
     let mut stream = api
         .watch(&WatchParams::default().labels("app=yes"), &from)
         .await
@@ -434,13 +428,7 @@ async fn watch_bookmarks_when_asked() {
         return c.cleanup().await;
     }
     let api = c.api::<ConfigMap>();
-    let from = api
-        .list(&ListParams::default())
-        .await
-        .unwrap()
-        .metadata
-        .resource_version
-        .unwrap();
+    let from = c.current_version().await;
     let mut stream = api
         .watch(&WatchParams::default(), &from)
         .await

@@ -21,7 +21,7 @@ use hakeeper::election::{ElectionConfig, Elector};
 use hakeeper::layout::{ClusterId, Component};
 use hakeeper::lease::{LEADER_ANNOTATION, LeaderRecord, Timings};
 use k8s_openapi::api::core::v1::ConfigMap;
-use kube::api::{ListParams, WatchEvent, WatchParams};
+use kube::api::{WatchEvent, WatchParams};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -120,13 +120,7 @@ async fn fenced_writes_never_go_back_to_an_earlier_session() {
     let mut rng = fastrand::Rng::with_seed(seed);
     let faults = server.faults();
     let api = c.api::<ConfigMap>();
-    let start_rv = api
-        .list(&ListParams::default())
-        .await
-        .unwrap()
-        .metadata
-        .resource_version
-        .unwrap();
+    let start_rv = c.current_version().await;
 
     let owners: Owners = Arc::default();
     let mut generation = 0;
@@ -238,15 +232,7 @@ async fn fenced_writes_never_go_back_to_an_earlier_session() {
     tokio::time::sleep(Duration::from_millis(200)).await;
 
     // Read the whole history of the lock ConfigMap from the server, in order.
-    let end_rv: u64 = api
-        .list(&ListParams::default())
-        .await
-        .unwrap()
-        .metadata
-        .resource_version
-        .unwrap()
-        .parse()
-        .unwrap();
+    let end_rv: u64 = c.current_version().await.parse().unwrap();
     let mut stream = api
         .watch(&WatchParams::default(), &start_rv)
         .await

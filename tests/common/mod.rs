@@ -106,6 +106,17 @@ impl TestCluster {
         }
     }
 
+    /// The cluster's current resourceVersion (from a list of the test namespace's ConfigMaps).
+    pub async fn current_version(&self) -> String {
+        self.api::<k8s_openapi::api::core::v1::ConfigMap>()
+            .list(&kube::api::ListParams::default().limit(1))
+            .await
+            .expect("list")
+            .metadata
+            .resource_version
+            .expect("a list has a resourceVersion")
+    }
+
     pub fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
