@@ -474,6 +474,14 @@ impl Drop for Elector {
     }
 }
 
+/// What a re-read after a conflict found.
+enum Refreshed {
+    Found,
+    Gone,
+    /// The read failed or timed out.
+    Unknown,
+}
+
 struct ElectorTask {
     api: Api<ConfigMap>,
     name: String,
@@ -631,6 +639,31 @@ impl ElectorTask {
         self.publish();
     }
 
+    /// Write `next` (its resourceVersion is the precondition), bounded by `timeout`.
+    async fn replace(
+        &self,
+        next: &ConfigMap,
+        timeout: Duration,
+    ) -> Result<kube::Result<ConfigMap>, tokio::time::error::Elapsed> {
+        tokio::time::timeout(
+            timeout,
+            self.api.replace(&self.name, &PostParams::default(), next),
+        )
+        .await
+    }
+
+    /// Read the ConfigMap again (after a conflict) and take what is found into the observation.
+    async fn refresh(&self, timeout: Duration) -> Refreshed {
+        match tokio::time::timeout(timeout, self.api.get_opt(&self.name)).await {
+            Ok(Ok(Some(fresh))) => {
+                self.lock().observation.observe(fresh, Instant::now());
+                Refreshed::Found
+            }
+            Ok(Ok(None)) => Refreshed::Gone,
+            _ => Refreshed::Unknown,
+        }
+    }
+
     /// Bound an API call: for a leader, by its grant (so it can step down on time).
     fn call_timeout(&self) -> Duration {
         let base = self.config.timings.retry_period;
@@ -697,11 +730,7 @@ impl ElectorTask {
                     data.remove(KEY_ADDRESS);
                     data.remove(KEY_SESSION_ID);
                 }
-                tokio::time::timeout(
-                    timeout,
-                    self.api.replace(&self.name, &PostParams::default(), &next),
-                )
-                .await
+                self.replace(&next, timeout).await
             }
         };
         match result {
@@ -714,11 +743,7 @@ impl ElectorTask {
                 // read the current version rather than wait for the watch.
                 tracing::debug!(component = %self.config.component, "lost the race to acquire");
                 self.retry_at = Some(Instant::now() + self.config.timings.retry_period);
-                if let Ok(Ok(Some(fresh))) =
-                    tokio::time::timeout(self.call_timeout(), self.api.get_opt(&self.name)).await
-                {
-                    self.lock().observation.observe(fresh, Instant::now());
-                }
+                self.refresh(self.call_timeout()).await;
             }
             Ok(Err(e)) => {
                 tracing::warn!(component = %self.config.component, error = %e, "acquire failed");
@@ -787,11 +812,7 @@ impl ElectorTask {
             set_record(&mut next, &record);
             let timeout = self.call_timeout();
             let sent_at = Instant::now();
-            let result = tokio::time::timeout(
-                timeout,
-                self.api.replace(&self.name, &PostParams::default(), &next),
-            )
-            .await;
+            let result = self.replace(&next, timeout).await;
             match result {
                 Ok(Ok(written)) => {
                     let mut st = self.lock();
@@ -806,20 +827,16 @@ impl ElectorTask {
                 Ok(Err(kube::Error::Api(s))) if s.code == 409 => {
                     // Our version is stale (a watch event or a write of ours is on its way):
                     // read the current one and try again while the grant lasts.
-                    match tokio::time::timeout(self.call_timeout(), self.api.get_opt(&self.name))
-                        .await
-                    {
-                        Ok(Ok(Some(fresh))) => {
-                            self.lock().observation.observe(fresh, Instant::now());
-                        }
-                        Ok(Ok(None)) => {
+                    match self.refresh(self.call_timeout()).await {
+                        Refreshed::Found => {}
+                        Refreshed::Gone => {
                             self.lock()
                                 .observation
                                 .observe_deleted(None, Instant::now());
                             self.on_deleted();
                             return;
                         }
-                        _ => {
+                        Refreshed::Unknown => {
                             self.next_renew = Some(Instant::now() + t.retry_period / 4);
                             return;
                         }
@@ -881,23 +898,14 @@ impl ElectorTask {
                 &release_record(&previous, jiff::Timestamp::now()),
             );
             let timeout = self.config.timings.retry_period;
-            match tokio::time::timeout(
-                timeout,
-                self.api.replace(&self.name, &PostParams::default(), &next),
-            )
-            .await
-            {
+            match self.replace(&next, timeout).await {
                 Ok(Ok(written)) => {
                     self.lock().observation.observe(written, Instant::now());
                     tracing::info!(component = %self.config.component, "leadership released");
                     return;
                 }
                 Ok(Err(kube::Error::Api(s))) if s.code == 409 => {
-                    if let Ok(Ok(Some(fresh))) =
-                        tokio::time::timeout(timeout, self.api.get_opt(&self.name)).await
-                    {
-                        self.lock().observation.observe(fresh, Instant::now());
-                    }
+                    self.refresh(timeout).await;
                 }
                 Ok(Err(e)) => {
                     tracing::warn!(component = %self.config.component, error = %e, "release failed; the lease will run out instead");

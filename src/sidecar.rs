@@ -96,6 +96,24 @@ impl IntoResponse for ApiError {
     }
 }
 
+fn shutting_down() -> ApiError {
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "ShuttingDown",
+        "the sidecar is shutting down",
+    )
+}
+
+/// Log every leader change of `component` (a task owned by the contender or follower).
+fn log_changes<T: Send + Sync + 'static>(
+    component: &Component,
+    state: watch::Receiver<T>,
+    leader_of: fn(&T) -> Option<LeaderInfo>,
+) -> JoinHandle<()> {
+    let name = component.to_string();
+    tokio::spawn(async move { follow_changes(&name, state, leader_of, |_| {}).await })
+}
+
 /// The source of a component's state: our own contender, or a retriever.
 enum Source {
     Contender(watch::Receiver<LeadershipState>),
@@ -110,34 +128,35 @@ impl Source {
         let leader = |l: Option<LeaderInfo>| {
             l.map(|l| json!({"address": l.address, "sessionId": l.session_id}))
         };
-        match self {
+        // A follower never leads and has no session of ours.
+        let (contending, is_leader, session, s) = match self {
             Source::Contender(rx) => {
                 let s = rx.borrow_and_update().clone();
-                json!({
-                    "component": component.to_string(),
-                    "contending": true,
-                    "isLeader": s.is_leader,
-                    "sessionId": s.session_id.map(|u| u.to_string()),
-                    "holderIdentity": s.holder_identity,
-                    "leader": leader(s.leader),
-                    "leaseRemainingMs": remaining(s.lease_expires_at),
-                    "synced": s.synced,
-                })
+                let retrieved = Retrieved {
+                    leader: s.leader,
+                    holder_identity: s.holder_identity,
+                    lease_expires_at: s.lease_expires_at,
+                    synced: s.synced,
+                };
+                (
+                    true,
+                    s.is_leader,
+                    s.session_id.map(|u| u.to_string()),
+                    retrieved,
+                )
             }
-            Source::Follower(rx) => {
-                let s = rx.borrow_and_update().clone();
-                json!({
-                    "component": component.to_string(),
-                    "contending": false,
-                    "isLeader": false,
-                    "sessionId": null,
-                    "holderIdentity": s.holder_identity,
-                    "leader": leader(s.leader),
-                    "leaseRemainingMs": remaining(s.lease_expires_at),
-                    "synced": s.synced,
-                })
-            }
-        }
+            Source::Follower(rx) => (false, false, None, rx.borrow_and_update().clone()),
+        };
+        json!({
+            "component": component.to_string(),
+            "contending": contending,
+            "isLeader": is_leader,
+            "sessionId": session,
+            "holderIdentity": s.holder_identity,
+            "leader": leader(s.leader),
+            "leaseRemainingMs": remaining(s.lease_expires_at),
+            "synced": s.synced,
+        })
     }
 
     async fn changed(&mut self) -> bool {
@@ -182,11 +201,7 @@ impl Sidecar {
     /// Start contending for `component` with `address`. Idempotent for the same address.
     pub fn contend(&self, component: Component, address: String) -> Result<(), ApiError> {
         if self.inner.shutting_down.load(Ordering::SeqCst) {
-            return Err(ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "ShuttingDown",
-                "the sidecar is shutting down",
-            ));
+            return Err(shutting_down());
         }
         if address.trim().is_empty() {
             return Err(ApiError::new(
@@ -222,11 +237,7 @@ impl Sidecar {
                 owner: c.owner.clone(),
             },
         );
-        let name = component.to_string();
-        let changes = tokio::spawn({
-            let state = elector.state();
-            async move { follow_changes(&name, state, |s| s.leader.clone(), |_| {}).await }
-        });
+        let changes = log_changes(&component, elector.state(), |s| s.leader.clone());
         tracing::info!(component = %component, address = %address, "contending");
         // Our own contender now reports this component; a follower of it is redundant.
         if let Some(f) = self.followers().remove(&component) {
@@ -265,11 +276,7 @@ impl Sidecar {
 
     fn source(&self, component: &Component) -> Result<Source, ApiError> {
         if self.inner.shutting_down.load(Ordering::SeqCst) {
-            return Err(ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "ShuttingDown",
-                "the sidecar is shutting down",
-            ));
+            return Err(shutting_down());
         }
         if let Some(c) = self.contenders().get(component) {
             return Ok(Source::Contender(c.elector.state()));
@@ -291,11 +298,7 @@ impl Sidecar {
             &c.namespace,
             &component.configmap_name(&c.cluster_id),
         );
-        let name = component.to_string();
-        let changes = tokio::spawn({
-            let state = retriever.state();
-            async move { follow_changes(&name, state, |s| s.leader.clone(), |_| {}).await }
-        });
+        let changes = log_changes(component, retriever.state(), |s| s.leader.clone());
         let state = retriever.state();
         followers.insert(component.clone(), Follower { retriever, changes });
         Ok(Source::Follower(state))
