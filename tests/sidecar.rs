@@ -449,17 +449,24 @@ async fn two_sidecars_agree_on_one_leader() {
     c.cleanup().await;
 }
 
+/// Two sidecars contending for the dispatcher, once they agree:
+/// (leader, standby, the leader as both report it).
+async fn leader_and_standby(c: &TestCluster, http: &reqwest::Client) -> (Sidecar, Sidecar, Value) {
+    let a = Sidecar::start(c, "a", &[]).await;
+    let b = Sidecar::start(c, "b", &[]).await;
+    a.contend(http, "dispatcher").await;
+    b.contend(http, "dispatcher").await;
+    let (i, views) = converged(http, &[&a, &b], "dispatcher").await;
+    let old_leader = views[i]["leader"].clone();
+    let (leader, standby) = if i == 0 { (a, b) } else { (b, a) };
+    (leader, standby, old_leader)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_releases_and_the_standby_streams_its_takeover() {
     let c = TestCluster::start().await;
     let http = http_client();
-    let a = Sidecar::start(&c, "a", &[]).await;
-    let b = Sidecar::start(&c, "b", &[]).await;
-    a.contend(&http, "dispatcher").await;
-    b.contend(&http, "dispatcher").await;
-    let (i, views) = converged(&http, &[&a, &b], "dispatcher").await;
-    let (mut leader, standby) = if i == 0 { (a, b) } else { (b, a) };
-    let old_leader = views[i]["leader"].clone();
+    let (mut leader, standby, old_leader) = leader_and_standby(&c, &http).await;
 
     let mut events = sse(&standby, "dispatcher").await;
     let (name, first) = tokio::time::timeout(Duration::from_secs(2), events.recv())
@@ -563,13 +570,7 @@ async fn sigterm_releases_and_the_standby_streams_its_takeover() {
 async fn delete_releases_to_the_other_sidecar() {
     let c = TestCluster::start().await;
     let http = http_client();
-    let a = Sidecar::start(&c, "a", &[]).await;
-    let b = Sidecar::start(&c, "b", &[]).await;
-    a.contend(&http, "dispatcher").await;
-    b.contend(&http, "dispatcher").await;
-    let (i, views) = converged(&http, &[&a, &b], "dispatcher").await;
-    let (leader, standby) = if i == 0 { (&a, &b) } else { (&b, &a) };
-    let old_leader = views[i]["leader"].clone();
+    let (leader, standby, old_leader) = leader_and_standby(&c, &http).await;
 
     let (status, body) = leader.delete(&http, "dispatcher").await;
     assert_eq!(status, StatusCode::OK, "{body}");
@@ -614,13 +615,13 @@ async fn delete_releases_to_the_other_sidecar() {
 
     // Contending again makes it a standby; the leader stays.
     leader.contend(&http, "dispatcher").await;
-    let (j, _) = converged(&http, &[&a, &b], "dispatcher").await;
-    assert_eq!(j, 1 - i, "the new leader keeps its lease");
+    let (j, _) = converged(&http, &[&leader, &standby], "dispatcher").await;
+    assert_eq!(j, 1, "the new leader keeps its lease");
     let (_, record, _) = lock_of(&c, DISPATCHER_CM).await;
     assert_eq!(record.holder_identity, standby.identity);
 
-    a.kill().await;
-    b.kill().await;
+    leader.kill().await;
+    standby.kill().await;
     c.cleanup().await;
 }
 
