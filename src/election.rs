@@ -207,6 +207,35 @@ pub enum FenceError {
     Api(#[from] kube::Error),
     #[error("kubernetes API did not answer within {0:?}")]
     Timeout(Duration),
+    /// A write was sent but its outcome is unknown. It was conditioned on
+    /// `resource_version`: if the ConfigMap has moved past that version without the change,
+    /// the write did not land and never will.
+    #[error(
+        "{component}: outcome of the write on resourceVersion {resource_version} is unknown: {cause}"
+    )]
+    Indeterminate {
+        component: String,
+        resource_version: String,
+        cause: String,
+    },
+}
+
+/// What a fenced read-modify-write decided about the current data.
+#[derive(Debug)]
+pub enum Edit<T> {
+    /// The data was changed: write it.
+    Write(T),
+    /// Nothing to change: send nothing.
+    Keep(T),
+}
+
+/// The result of [`Fence::apply`].
+#[derive(Debug)]
+pub struct Applied<T> {
+    pub value: T,
+    /// The ConfigMap as written (or as read, when nothing was written).
+    pub configmap: ConfigMap,
+    pub wrote: bool,
 }
 
 /// A leadership grant: its session and until when this process may act on it.
@@ -289,6 +318,26 @@ impl Fence {
     where
         F: FnMut(&mut BTreeMap<String, String>) -> Result<(), FenceError>,
     {
+        let applied = self
+            .apply(session, |data| modify(data).map(|()| Edit::Write(())))
+            .await?;
+        Ok(applied.configmap)
+    }
+
+    /// The general fenced read-modify-write. `decide` sees the current data at every attempt
+    /// and either changes it ([`Edit::Write`]), finds nothing to do ([`Edit::Keep`], no
+    /// request is sent), or refuses with its own error. A write whose outcome cannot be
+    /// known (the request may have reached the API server) ends in
+    /// [`FenceError::Indeterminate`], naming the resourceVersion it was conditioned on.
+    pub async fn apply<T, E, F>(
+        &self,
+        session: Option<Uuid>,
+        mut decide: F,
+    ) -> Result<Applied<T>, E>
+    where
+        F: FnMut(&mut BTreeMap<String, String>) -> Result<Edit<T>, E>,
+        E: From<FenceError>,
+    {
         let mut backoff = Duration::from_millis(5);
         for _ in 0..FENCE_ATTEMPTS {
             let (_, cached) = self.precheck(session)?;
@@ -296,19 +345,33 @@ impl Fence {
                 Some(cm) => cm,
                 None => match self.get().await? {
                     Some(cm) => cm,
-                    None => return Err(self.not_leader()),
+                    None => return Err(self.not_leader().into()),
                 },
             };
             let holder = annotation(&current).and_then(|a| LeaderRecord::parse(a).ok());
             if holder.is_none_or(|r| r.holder_identity != self.identity) {
-                return Err(self.not_leader());
+                return Err(self.not_leader().into());
             }
             let mut next = current.clone();
             let mut data = next.data.take().unwrap_or_default();
-            modify(&mut data)?;
+            let value = match decide(&mut data)? {
+                Edit::Keep(value) => {
+                    return Ok(Applied {
+                        value,
+                        configmap: current,
+                        wrote: false,
+                    });
+                }
+                Edit::Write(value) => value,
+            };
             next.data = Some(data);
             // Time has passed: the grant must still be live when the write is sent.
             self.precheck(session)?;
+            let conditioned_on = current
+                .metadata
+                .resource_version
+                .clone()
+                .unwrap_or_default();
             let sent = tokio::time::timeout(
                 self.call_timeout,
                 self.api.replace(&self.name, &PostParams::default(), &next),
@@ -317,7 +380,11 @@ impl Fence {
             match sent {
                 Ok(Ok(written)) => {
                     self.remember(written.clone());
-                    return Ok(written);
+                    return Ok(Applied {
+                        value,
+                        configmap: written,
+                        wrote: true,
+                    });
                 }
                 Ok(Err(kube::Error::Api(s))) if s.code == 409 => {
                     let jitter =
@@ -328,15 +395,61 @@ impl Fence {
                         self.remember(fresh);
                     }
                 }
-                Ok(Err(kube::Error::Api(s))) if s.code == 404 => return Err(self.not_leader()),
-                Ok(Err(e)) => return Err(FenceError::Api(e)),
-                Err(_) => return Err(FenceError::Timeout(self.call_timeout)),
+                Ok(Err(kube::Error::Api(s))) if s.code == 404 => {
+                    return Err(self.not_leader().into());
+                }
+                // The server answered: nothing was written.
+                Ok(Err(kube::Error::Api(s))) if s.code < 500 => {
+                    return Err(FenceError::Api(kube::Error::Api(s)).into());
+                }
+                // A 5xx (an etcd timeout may still commit), a broken connection, or no answer
+                // in time: the write may or may not have landed.
+                Ok(Err(e)) => return Err(self.indeterminate(conditioned_on, e.to_string()).into()),
+                Err(_) => {
+                    let cause = format!("no answer within {:?}", self.call_timeout);
+                    return Err(self.indeterminate(conditioned_on, cause).into());
+                }
             }
         }
         Err(FenceError::Contention {
             component: self.component.to_string(),
             attempts: FENCE_ATTEMPTS,
-        })
+        }
+        .into())
+    }
+
+    fn indeterminate(&self, resource_version: String, cause: String) -> FenceError {
+        FenceError::Indeterminate {
+            component: self.component.to_string(),
+            resource_version,
+            cause,
+        }
+    }
+
+    /// Check that this process leads now (and, when given, that `session` is the current
+    /// grant's) without writing anything. For leader-only work that is not a ConfigMap write.
+    pub fn check(&self, session: Option<Uuid>) -> Result<Uuid, FenceError> {
+        self.precheck(session).map(|(s, _)| s)
+    }
+
+    /// Read the ConfigMap from the API server now (bounded by the call timeout), whoever
+    /// leads. Used to settle an [`FenceError::Indeterminate`] write.
+    pub async fn fetch(&self) -> Result<Option<ConfigMap>, FenceError> {
+        let cm = self.get().await?;
+        if let Some(cm) = &cm {
+            self.remember(cm.clone());
+        }
+        Ok(cm)
+    }
+
+    /// The ConfigMap's name.
+    pub fn configmap_name(&self) -> &str {
+        &self.name
+    }
+
+    /// The component this fence guards.
+    pub fn component(&self) -> &Component {
+        &self.component
     }
 
     async fn get(&self) -> Result<Option<ConfigMap>, FenceError> {

@@ -7,11 +7,14 @@ pub mod apiserver;
 pub mod bench;
 pub mod duration;
 pub mod election;
+pub mod handle;
 pub mod kubeconn;
 pub mod layout;
 pub mod lease;
 pub mod retrieval;
 pub mod sidecar;
+pub mod storage;
+pub mod stores;
 pub mod telemetry;
 
 /// Errors surfaced by the library. The binary wraps them in `anyhow` at the edge.

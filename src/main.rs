@@ -12,7 +12,9 @@ use hakeeper::duration::parse_duration;
 use hakeeper::kubeconn::KubeArgs;
 use hakeeper::layout::{ClusterId, Component, OwnerRef};
 use hakeeper::lease::Timings;
-use hakeeper::sidecar::{Sidecar, SidecarConfig};
+use hakeeper::sidecar::{Sidecar, SidecarConfig, StoreSettings};
+use hakeeper::storage::{Location, S3Options};
+use hakeeper::stores::Payloads;
 use hakeeper::telemetry::{self, LogFormat};
 
 /// Kubernetes-native high availability for Apache Flink JobManagers.
@@ -48,10 +50,20 @@ enum Command {
     Dev(DevArgs),
     /// Run next to a JobManager: contend for leadership of its components and serve the
     /// local HA API on loopback.
-    Sidecar(SidecarArgs),
+    Sidecar(Box<SidecarArgs>),
+    /// Decode a store entry's value (base64 of a Java-serialized Flink state handle) and
+    /// print it as JSON.
+    Decode(DecodeArgs),
     /// Measure the system (figures for docs/BENCHMARKS.md).
     #[command(subcommand)]
     Bench(BenchCommand),
+}
+
+#[derive(Debug, Args)]
+struct DecodeArgs {
+    /// The value, or `-` (the default) to read it from standard input
+    #[arg(default_value = "-")]
+    value: String,
 }
 
 #[derive(Debug, Subcommand)]
@@ -103,12 +115,95 @@ struct SidecarArgs {
     identity: Option<String>,
     #[command(flatten)]
     timings: TimingArgs,
+    #[command(flatten)]
+    storage: StorageArgs,
     /// Owner reference for created HA ConfigMaps, `<apiVersion>/<kind>/<name>/<uid>`
     /// [default: none, so HA state survives deleting the Deployment]
     #[arg(long, env = "HAKEEPER_OWNER_REFERENCE")]
     owner_reference: Option<OwnerRef>,
     #[command(flatten)]
     kube: KubeArgs,
+}
+
+/// Where payloads (job graphs, checkpoints, blobs) are stored, and the stores' policies.
+#[derive(Debug, Args)]
+struct StorageArgs {
+    /// Flink's `high-availability.storageDir`: `s3://bucket/prefix` or `file:///dir`
+    /// [default: none; the store endpoints then answer 503]
+    #[arg(long, env = "HAKEEPER_STORAGE_DIR")]
+    storage_dir: Option<String>,
+    #[command(flatten)]
+    s3: S3Args,
+    /// Completed checkpoints to retain per job (Flink's `state.checkpoints.num-retained`)
+    #[arg(long, env = "HAKEEPER_CHECKPOINTS_RETAINED", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    checkpoints_retained: u32,
+    /// Fail recovery when the newest checkpoint is unreadable, instead of falling back to
+    /// the newest good one
+    #[arg(long, env = "HAKEEPER_STRICT_RECOVERY")]
+    strict_recovery: bool,
+    /// Largest payload accepted or read, in bytes
+    #[arg(long, env = "HAKEEPER_MAX_PAYLOAD_BYTES", default_value_t = 64 << 20)]
+    max_payload_bytes: u64,
+}
+
+/// S3 settings beyond the default credential chain (environment, web identity, pod
+/// identity, profiles, instance metadata).
+#[derive(Debug, Args)]
+struct S3Args {
+    /// Endpoint of an S3-compatible server (MinIO, ...) [default: AWS]
+    #[arg(long, env = "HAKEEPER_S3_ENDPOINT")]
+    s3_endpoint: Option<String>,
+    /// Address buckets by path (`endpoint/bucket/key`), as MinIO needs
+    #[arg(long, env = "HAKEEPER_S3_PATH_STYLE")]
+    s3_path_style: bool,
+    /// Region [default: from the AWS configuration chain]
+    #[arg(long, env = "HAKEEPER_S3_REGION")]
+    s3_region: Option<String>,
+    /// Static access key (with --s3-secret-key) instead of the credential chain
+    #[arg(
+        long,
+        env = "HAKEEPER_S3_ACCESS_KEY",
+        hide_env_values = true,
+        requires = "s3_secret_key"
+    )]
+    s3_access_key: Option<String>,
+    /// Static secret key; prefer the environment variable over the flag
+    #[arg(
+        long,
+        env = "HAKEEPER_S3_SECRET_KEY",
+        hide_env_values = true,
+        requires = "s3_access_key"
+    )]
+    s3_secret_key: Option<String>,
+}
+
+impl S3Args {
+    fn options(&self) -> S3Options {
+        S3Options {
+            endpoint: self.s3_endpoint.clone(),
+            path_style: self.s3_path_style,
+            region: self.s3_region.clone(),
+            access_key: self.s3_access_key.clone(),
+            secret_key: self.s3_secret_key.clone(),
+        }
+    }
+}
+
+impl StorageArgs {
+    async fn settings(&self, cluster: &ClusterId) -> anyhow::Result<Option<StoreSettings>> {
+        let Some(dir) = &self.storage_dir else {
+            return Ok(None);
+        };
+        let dir = Location::parse(dir)?;
+        let storage = hakeeper::storage::open(&dir, &self.s3.options()).await?;
+        let mut payloads = Payloads::new(storage, &dir, cluster);
+        payloads.max_payload_bytes = self.max_payload_bytes;
+        Ok(Some(StoreSettings {
+            payloads,
+            checkpoints_retained: self.checkpoints_retained as usize,
+            strict_recovery: self.strict_recovery,
+        }))
+    }
 }
 
 /// Election timings; lease > renew deadline > 1.2 × retry period.
@@ -188,9 +283,27 @@ fn main() -> std::process::ExitCode {
 async fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Dev(args) => dev(args).await,
-        Command::Sidecar(args) => sidecar(args).await,
+        Command::Sidecar(args) => sidecar(*args).await,
+        Command::Decode(args) => decode(args),
         Command::Bench(BenchCommand::Failover(args)) => bench_failover(args).await,
     }
+}
+
+fn decode(args: DecodeArgs) -> anyhow::Result<()> {
+    let value = if args.value == "-" {
+        use std::io::Read;
+        let mut buf = String::new();
+        std::io::stdin()
+            .take(hakeeper::handle::MAX_ENCODED_LEN as u64 * 2)
+            .read_to_string(&mut buf)
+            .context("reading standard input")?;
+        buf
+    } else {
+        args.value
+    };
+    let handle = hakeeper::handle::decode_base64(&value)?;
+    println!("{}", serde_json::to_string_pretty(&handle)?);
+    Ok(())
 }
 
 async fn bench_failover(args: FailoverArgs) -> anyhow::Result<()> {
@@ -237,7 +350,9 @@ async fn sidecar(args: SidecarArgs) -> anyhow::Result<()> {
     let identity = args
         .identity
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let stores = args.storage.settings(&args.cluster_id).await?;
     let sidecar = Sidecar::new(SidecarConfig {
+        stores,
         client,
         namespace: namespace.clone(),
         cluster_id: args.cluster_id.clone(),

@@ -5,6 +5,9 @@
 
 #![allow(dead_code)]
 
+pub mod faults;
+pub mod s3;
+
 use std::path::{Path, PathBuf};
 
 use hakeeper::apiserver::{DevServer, DevServerConfig};

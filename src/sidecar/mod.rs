@@ -26,6 +26,9 @@ use crate::election::{ElectionConfig, Elector, LeaderInfo, LeadershipState};
 use crate::layout::{ClusterId, Component, OwnerRef};
 use crate::lease::Timings;
 use crate::retrieval::{Retrieved, Retriever, follow_changes};
+use crate::stores::Payloads;
+
+mod store_api;
 
 /// At most this many components are followed without contending (one retriever each).
 const MAX_FOLLOWED: usize = 256;
@@ -39,6 +42,18 @@ pub struct SidecarConfig {
     pub identity: String,
     pub timings: Timings,
     pub owner: Option<OwnerRef>,
+    /// Where payloads go; without it the store endpoints answer 503 `StorageNotConfigured`.
+    pub stores: Option<StoreSettings>,
+}
+
+/// The HA stores' settings.
+#[derive(Clone)]
+pub struct StoreSettings {
+    pub payloads: Payloads,
+    /// Completed checkpoints kept (Flink's `state.checkpoints.num-retained`).
+    pub checkpoints_retained: usize,
+    /// Fail recovery on a bad newest checkpoint instead of falling back to an older one.
+    pub strict_recovery: bool,
 }
 
 struct Contender {
@@ -336,7 +351,14 @@ impl Sidecar {
 
 /// The local API.
 pub fn router(sidecar: Sidecar) -> Router {
+    let body_limit = sidecar
+        .inner
+        .config
+        .stores
+        .as_ref()
+        .map_or(1 << 20, |s| s.payloads.max_payload_bytes as usize);
     Router::new()
+        .merge(store_api::routes(body_limit))
         .route(
             "/v1/leadership/{*component}",
             get(get_leadership)

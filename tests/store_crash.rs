@@ -1,0 +1,459 @@
+//! Crash points of the state-handle store. Every step of add, replace and remove (the
+//! payload write, the ConfigMap write, the payload delete) is made to fail, to lose its
+//! answer, or to be the last thing the process does. After each case, a fresh reader
+//! checks the invariants:
+//! - no handle points at a missing or truncated payload;
+//! - an acknowledged write is there (an acknowledged removal is gone);
+//! - the orphans (payloads no handle references) are exactly the ones the case predicts.
+
+mod common;
+
+use std::collections::{BTreeSet, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use common::TestCluster;
+use common::faults::{Fault, FaultPlan, FaultyStore, faulty_client};
+use hakeeper::election::{ElectionConfig, Elector, Fence};
+use hakeeper::handle;
+use hakeeper::layout::{ClusterId, Component, JobId};
+use hakeeper::lease::Timings;
+use hakeeper::storage::{Location, ObjectStore, S3Options};
+use hakeeper::stores::plan::{self, CHECKPOINT_KEY_PREFIX};
+use hakeeper::stores::{Checkpoints, ConfigMapReader, HandleStore, Payloads, StoreError};
+use k8s_openapi::api::core::v1::ConfigMap;
+
+/// Long enough that no renewal (also a ConfigMap PUT) happens during a case.
+const TIMINGS: Timings = Timings {
+    lease_duration: Duration::from_secs(60),
+    renew_deadline: Duration::from_secs(40),
+    retry_period: Duration::from_secs(20),
+};
+
+const KEY: &str = "checkpointID-0000000000000000007";
+const BYSTANDER: &str = "checkpointID-0000000000000000003";
+
+struct Rig {
+    api: kube::Api<ConfigMap>,
+    api_faults: FaultPlan,
+    storage: Arc<FaultyStore>,
+    fence: Fence,
+    session: uuid::Uuid,
+    store: HandleStore,
+    payloads: Payloads,
+    _dir: tempfile::TempDir,
+}
+
+fn job() -> JobId {
+    "a0000000000000000000000000000007".parse().unwrap()
+}
+
+/// The leader's side of a case; the elector and the cluster stay with the test so that the
+/// rig can be shared with the operation's task.
+async fn rig() -> Option<(Rig, Elector, TestCluster)> {
+    common::init_logs();
+    let cluster = TestCluster::start().await;
+    let server = cluster.embedded("injecting faults into ConfigMap writes")?;
+    let api_faults = FaultPlan::default();
+    let client = faulty_client(server, api_faults.clone()).await;
+    let cluster_id: ClusterId = "crash".parse().unwrap();
+    let component = Component::JobManager(job());
+    let elector = Elector::spawn(
+        client,
+        &cluster.namespace,
+        ElectionConfig {
+            cluster_id: cluster_id.clone(),
+            component: component.clone(),
+            identity: "jm-0".into(),
+            address: "jm-0:6123".into(),
+            timings: TIMINGS,
+            owner: None,
+        },
+    );
+    let mut state = elector.state();
+    let session = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            let s = state.borrow_and_update().clone();
+            if let (true, Some(session)) = (s.is_leader, s.session_id) {
+                return session;
+            }
+            state.changed().await.expect("elector running");
+        }
+    })
+    .await
+    .expect("leadership within 10 s");
+    let dir = tempfile::tempdir().unwrap();
+    let root = Location::parse(&format!("file://{}", dir.path().display())).unwrap();
+    let inner = hakeeper::storage::open(&root, &S3Options::default())
+        .await
+        .unwrap();
+    let storage = FaultyStore::wrap(inner);
+    let payloads = Payloads::new(storage.clone() as Arc<dyn ObjectStore>, &root, &cluster_id);
+    let reader = ConfigMapReader::new(
+        cluster.api::<ConfigMap>(),
+        component.configmap_name(&cluster_id),
+    );
+    let store = HandleStore::new(reader, payloads.clone(), plan::CHECKPOINT_PAYLOAD_PREFIX);
+    let fence = elector.fence().clone();
+    let rig = Rig {
+        api: cluster.api::<ConfigMap>(),
+        api_faults,
+        storage,
+        fence,
+        session,
+        store,
+        payloads,
+        _dir: dir,
+    };
+    rig.store
+        .add(
+            &rig.fence,
+            Some(session),
+            BYSTANDER,
+            Bytes::from_static(b"bystander"),
+        )
+        .await
+        .expect("bystander");
+    Some((rig, elector, cluster))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Op {
+    Add,
+    Replace,
+    Remove,
+}
+
+/// Where the key ends up: with the old payload, the new one, or gone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Slot {
+    Old,
+    New,
+    Absent,
+}
+
+#[derive(Debug)]
+enum Outcome {
+    Acked,
+    Failed(&'static str),
+    Crashed,
+}
+
+struct Case {
+    op: Op,
+    api: &'static [Fault],
+    api_down: bool,
+    put: Option<Fault>,
+    delete: Option<Fault>,
+    /// `Acked`, a failure of this kind, or `Crashed`.
+    expect: &'static str,
+    after: Slot,
+    orphans: &'static [Slot],
+}
+
+const fn case(op: Op, expect: &'static str, after: Slot, orphans: &'static [Slot]) -> Case {
+    Case {
+        op,
+        api: &[],
+        api_down: false,
+        put: None,
+        delete: None,
+        expect,
+        after,
+        orphans,
+    }
+}
+
+impl Case {
+    const fn api(mut self, faults: &'static [Fault]) -> Case {
+        self.api = faults;
+        self
+    }
+    const fn down(mut self) -> Case {
+        self.api_down = true;
+        self
+    }
+    const fn put(mut self, f: Fault) -> Case {
+        self.put = Some(f);
+        self
+    }
+    const fn delete(mut self, f: Fault) -> Case {
+        self.delete = Some(f);
+        self
+    }
+}
+
+use Fault::*;
+use Op::*;
+use Slot::*;
+
+const CASES: &[Case] = &[
+    // add: payload first, then the handle.
+    case(Add, "StorageUnavailable", Absent, &[]).put(Unavailable),
+    case(Add, "StorageUnavailable", Absent, &[New]).put(LoseAnswer),
+    case(Add, "Crashed", Absent, &[]).put(CrashBefore),
+    case(Add, "Crashed", Absent, &[New]).put(CrashAfter),
+    case(Add, "Acked", New, &[]).api(&[Drop]),
+    case(Add, "Acked", New, &[]).api(&[LoseAnswer]),
+    case(Add, "Acked", New, &[]).api(&[Drop, Drop]),
+    case(Add, "Crashed", Absent, &[New]).api(&[CrashBefore]),
+    case(Add, "Crashed", New, &[]).api(&[CrashAfter]),
+    case(Add, "OutcomeUnknown", Absent, &[New]).down(),
+    // replace: new payload, swap the handle, delete the old payload.
+    case(Replace, "StorageUnavailable", Old, &[]).put(Unavailable),
+    case(Replace, "Crashed", Old, &[New]).put(CrashAfter),
+    case(Replace, "Acked", New, &[]).api(&[Drop]),
+    case(Replace, "Acked", New, &[]).api(&[LoseAnswer]),
+    case(Replace, "Crashed", Old, &[New]).api(&[CrashBefore]),
+    case(Replace, "Crashed", New, &[Old]).api(&[CrashAfter]),
+    case(Replace, "Acked", New, &[Old]).delete(Unavailable),
+    case(Replace, "Crashed", New, &[Old]).delete(CrashBefore),
+    case(Replace, "Crashed", New, &[]).delete(CrashAfter),
+    case(Replace, "OutcomeUnknown", Old, &[New]).down(),
+    // remove: the handle first, then the payload.
+    case(Remove, "Acked", Absent, &[]).api(&[Drop]),
+    case(Remove, "Acked", Absent, &[]).api(&[LoseAnswer]),
+    case(Remove, "Crashed", Old, &[]).api(&[CrashBefore]),
+    case(Remove, "Crashed", Absent, &[Old]).api(&[CrashAfter]),
+    case(Remove, "Acked", Absent, &[Old]).delete(Unavailable),
+    case(Remove, "Crashed", Absent, &[Old]).delete(CrashBefore),
+    case(Remove, "OutcomeUnknown", Old, &[]).down(),
+];
+
+async fn run(rig: &Rig, op: Op) -> Result<(), StoreError> {
+    let payload = Bytes::from_static(b"the new payload");
+    match op {
+        Add => rig
+            .store
+            .add(&rig.fence, Some(rig.session), KEY, payload)
+            .await
+            .map(|_| ()),
+        Replace => rig
+            .store
+            .replace(&rig.fence, Some(rig.session), KEY, payload)
+            .await
+            .map(|_| ()),
+        Remove => rig
+            .store
+            .remove(&rig.fence, Some(rig.session), KEY)
+            .await
+            .map(|_| ()),
+    }
+}
+
+/// Run one operation with its faults armed; a crash drops the operation's task.
+async fn execute(rig: &Arc<Rig>, c: &Case) -> Outcome {
+    for f in c.api {
+        rig.api_faults.push(*f);
+    }
+    if let Some(f) = c.put {
+        rig.storage.puts.push(f);
+    }
+    if let Some(f) = c.delete {
+        rig.storage.deletes.push(f);
+    }
+    rig.api_faults.set_down(c.api_down);
+    let worker = {
+        let rig = rig.clone();
+        let op = c.op;
+        tokio::spawn(async move { run(&rig, op).await })
+    };
+    let abort = worker.abort_handle();
+    let outcome = tokio::select! {
+        joined = worker => match joined.expect("the operation does not panic") {
+            Ok(()) => Outcome::Acked,
+            Err(e) => Outcome::Failed(e.kind()),
+        },
+        _ = rig.api_faults.crashed.notified() => Outcome::Crashed,
+        _ = rig.storage.puts.crashed.notified() => Outcome::Crashed,
+        _ = rig.storage.deletes.crashed.notified() => Outcome::Crashed,
+    };
+    abort.abort();
+    rig.api_faults.set_down(false);
+    outcome
+}
+
+/// The invariants, from a fresh read of the ConfigMap and a listing of the storage.
+async fn check(rig: &Rig, c: &Case, old: &str, outcome: &Outcome) {
+    let name = format!(
+        "{:?} api={:?} down={} put={:?} delete={:?}",
+        c.op, c.api, c.api_down, c.put, c.delete
+    );
+    let data = rig
+        .api
+        .get(rig.store.configmap())
+        .await
+        .unwrap()
+        .data
+        .unwrap_or_default();
+    // No handle points at a missing or truncated payload.
+    let mut referenced = HashSet::new();
+    for (key, value) in data
+        .range(CHECKPOINT_KEY_PREFIX.to_string()..)
+        .take_while(|(k, _)| k.starts_with(CHECKPOINT_KEY_PREFIX))
+    {
+        let h = handle::decode_base64(value).unwrap_or_else(|e| panic!("{name}: {key}: {e}"));
+        rig.payloads
+            .read(key, &h)
+            .await
+            .unwrap_or_else(|e| panic!("{name}: dangling handle {key}: {e}"));
+        referenced.insert(h.path);
+    }
+    assert!(
+        data.contains_key(BYSTANDER),
+        "{name}: the bystander entry survives"
+    );
+    let after = match data.get(KEY) {
+        None => Absent,
+        Some(v) if handle::decode_base64(v).unwrap().path == old => Old,
+        Some(_) => New,
+    };
+    let got = match outcome {
+        Outcome::Acked => "Acked",
+        Outcome::Failed(kind) => kind,
+        Outcome::Crashed => "Crashed",
+    };
+    assert_eq!(got, c.expect, "{name}: outcome");
+    assert_eq!(after, c.after, "{name}: where the key ends up");
+    // The orphans: what the storage holds that no handle references.
+    let listed = rig
+        .storage
+        .inner
+        .list(&rig.payloads.cluster_dir)
+        .await
+        .unwrap();
+    let orphans = plan::orphans(&listed, &referenced, SystemTime::now(), Duration::ZERO);
+    let found: BTreeSet<Slot> = orphans
+        .iter()
+        .map(|o| {
+            if o.location.to_string() == old {
+                Old
+            } else {
+                New
+            }
+        })
+        .collect();
+    assert_eq!(
+        orphans.len(),
+        found.len(),
+        "{name}: at most one orphan of each kind: {orphans:?}"
+    );
+    let expected: BTreeSet<Slot> = c.orphans.iter().copied().collect();
+    assert_eq!(found, expected, "{name}: orphans {orphans:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_crash_point_of_add_replace_and_remove_keeps_the_invariants() {
+    for c in CASES {
+        let Some((rig, elector, cluster)) = rig().await else {
+            return;
+        };
+        let old = if c.op == Add {
+            String::new()
+        } else {
+            rig.store
+                .add(
+                    &rig.fence,
+                    Some(rig.session),
+                    KEY,
+                    Bytes::from_static(b"the old payload"),
+                )
+                .await
+                .expect("old entry")
+                .path
+        };
+        let rig = Arc::new(rig);
+        let outcome = tokio::time::timeout(Duration::from_secs(20), execute(&rig, c))
+            .await
+            .expect("each case ends within 20 s");
+        assert_eq!(
+            rig.api_faults.pending() + rig.storage.puts.pending() + rig.storage.deletes.pending(),
+            0,
+            "every armed fault was reached"
+        );
+        check(&rig, c, &old, &outcome).await;
+        elector.abort();
+        cluster.cleanup().await;
+    }
+}
+
+/// API faults, delete fault, ids retained after, orphans after.
+type SubsumeCase = (&'static [Fault], Option<Fault>, &'static [u64], usize);
+
+/// Subsuming happens only after the new checkpoint is committed: a crash anywhere in
+/// between leaves every acknowledged, not yet subsumed checkpoint recoverable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_while_subsuming_keeps_the_acknowledged_checkpoints() {
+    let cases: &[SubsumeCase] = &[
+        (&[Pass, CrashBefore], None, &[1, 2], 0),
+        (&[Pass, CrashAfter], None, &[2], 1),
+        (&[], Some(CrashBefore), &[2], 1),
+        (&[], Some(Unavailable), &[2], 1),
+        (&[], None, &[2], 0),
+    ];
+    for (api, delete, retained, orphan_count) in cases {
+        let Some((rig, elector, cluster)) = rig().await else {
+            return;
+        };
+        let checkpoints = Checkpoints::new(
+            ConfigMapReader::new(rig.api.clone(), rig.store.configmap()),
+            rig.payloads.clone(),
+            1,
+        );
+        // The bystander is checkpoint 3 in this ConfigMap; remove it to start clean.
+        rig.store
+            .remove(&rig.fence, Some(rig.session), BYSTANDER)
+            .await
+            .unwrap();
+        checkpoints
+            .add(&rig.fence, Some(rig.session), 1, Bytes::from_static(b"one"))
+            .await
+            .unwrap();
+        for f in *api {
+            rig.api_faults.push(*f);
+        }
+        if let Some(f) = delete {
+            rig.storage.deletes.push(*f);
+        }
+        let rig = Arc::new(rig);
+        let worker = {
+            let rig = rig.clone();
+            let checkpoints = checkpoints.clone();
+            tokio::spawn(async move {
+                checkpoints
+                    .add(&rig.fence, Some(rig.session), 2, Bytes::from_static(b"two"))
+                    .await
+            })
+        };
+        let abort = worker.abort_handle();
+        tokio::select! {
+            joined = worker => { joined.unwrap().expect("checkpoint 2 acknowledged"); }
+            _ = rig.api_faults.crashed.notified() => {}
+            _ = rig.storage.deletes.crashed.notified() => {}
+        }
+        abort.abort();
+        let (metas, skipped) = checkpoints.list().await.unwrap();
+        assert!(skipped.is_empty());
+        let ids: Vec<u64> = metas.iter().map(|m| m.id).collect();
+        assert_eq!(&ids, retained, "api={api:?} delete={delete:?}");
+        let recovered = checkpoints.recover(true).await.unwrap();
+        let (meta, body) = recovered.checkpoint.expect("a checkpoint to recover");
+        assert_eq!((meta.id, &body[..]), (2, &b"two"[..]));
+        let referenced: HashSet<String> = metas.into_iter().map(|m| m.path).collect();
+        let listed = rig
+            .storage
+            .inner
+            .list(&rig.payloads.cluster_dir)
+            .await
+            .unwrap();
+        let orphans = plan::orphans(&listed, &referenced, SystemTime::now(), Duration::ZERO);
+        assert_eq!(
+            orphans.len(),
+            *orphan_count,
+            "api={api:?} delete={delete:?}: {orphans:?}"
+        );
+        elector.abort();
+        cluster.cleanup().await;
+    }
+}
