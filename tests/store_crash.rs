@@ -71,18 +71,7 @@ async fn rig() -> Option<(Rig, Elector, TestCluster)> {
             owner: None,
         },
     );
-    let mut state = elector.state();
-    let session = tokio::time::timeout(Duration::from_secs(10), async {
-        loop {
-            let s = state.borrow_and_update().clone();
-            if let (true, Some(session)) = (s.is_leader, s.session_id) {
-                return session;
-            }
-            state.changed().await.expect("elector running");
-        }
-    })
-    .await
-    .expect("leadership within 10 s");
+    let session = wait_leader(&elector).await;
     let dir = tempfile::tempdir().unwrap();
     let root = Location::parse(&format!("file://{}", dir.path().display())).unwrap();
     let inner = hakeeper::storage::open(&root, &S3Options::default())
@@ -456,4 +445,147 @@ async fn a_crash_while_subsuming_keeps_the_acknowledged_checkpoints() {
         elector.abort();
         cluster.cleanup().await;
     }
+}
+
+/// A leader whose requests stall (a frozen process) is deposed while its checkpoint add and
+/// counter increment are in flight. Both fail, and when its held requests finally reach
+/// the API server they change nothing: what is left behind is an orphan payload at most.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deposed_leader_leaves_an_orphan_payload_at_most() {
+    common::init_logs();
+    let cluster = TestCluster::start().await;
+    let Some(server) = cluster.embedded("holding a leader's requests") else {
+        return;
+    };
+    let timings = Timings {
+        lease_duration: Duration::from_secs(2),
+        renew_deadline: Duration::from_millis(1500),
+        retry_period: Duration::from_millis(400),
+    };
+    let cluster_id: ClusterId = "deposed".parse().unwrap();
+    let component = Component::JobManager(job());
+    let config = |name: &str| ElectionConfig {
+        cluster_id: cluster_id.clone(),
+        component: component.clone(),
+        identity: name.into(),
+        address: format!("{name}:6123"),
+        timings,
+        owner: None,
+    };
+    let (gate, closed) = tokio::sync::watch::channel(false);
+    let a = Elector::spawn(
+        common::gated_client(server, closed).await,
+        &cluster.namespace,
+        config("jm-a"),
+    );
+    let a_session = wait_leader(&a).await;
+    let b = Elector::spawn(
+        cluster.fresh_client().await,
+        &cluster.namespace,
+        config("jm-b"),
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let root = Location::parse(&format!("file://{}", dir.path().display())).unwrap();
+    let storage = hakeeper::storage::open(&root, &S3Options::default())
+        .await
+        .unwrap();
+    let payloads = Payloads::new(storage.clone(), &root, &cluster_id);
+    let name = component.configmap_name(&cluster_id);
+    let checkpoints = Checkpoints::new(
+        ConfigMapReader::new(cluster.api::<ConfigMap>(), &name),
+        payloads.clone(),
+        1,
+    );
+
+    // A freezes with an add and an increment in flight.
+    gate.send_replace(true);
+    let fence_a = a.fence().clone();
+    let add = {
+        let (store, fence) = (checkpoints.clone(), fence_a.clone());
+        tokio::spawn(async move {
+            store
+                .add(&fence, Some(a_session), 1, Bytes::from_static(b"from a"))
+                .await
+        })
+    };
+    let increment = {
+        let (store, fence) = (checkpoints.clone(), fence_a.clone());
+        tokio::spawn(async move { store.increment(&fence, Some(a_session)).await })
+    };
+    let b_session = wait_leader(&b).await;
+    let add = tokio::time::timeout(Duration::from_secs(30), add)
+        .await
+        .expect("add ends")
+        .unwrap();
+    let increment = tokio::time::timeout(Duration::from_secs(30), increment)
+        .await
+        .expect("increment ends")
+        .unwrap();
+    for (what, kind) in [
+        ("add", add.map(|_| ()).map_err(|e| e.kind())),
+        ("increment", increment.map(|_| ()).map_err(|e| e.kind())),
+    ] {
+        assert!(
+            matches!(kind, Err("NotLeader" | "OutcomeUnknown")),
+            "{what}: {kind:?}"
+        );
+    }
+    // A thaws: its held requests arrive now, after B took over.
+    gate.send_replace(false);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let data = cluster
+        .api::<ConfigMap>()
+        .get(&name)
+        .await
+        .unwrap()
+        .data
+        .unwrap_or_default();
+    assert!(
+        data.keys().all(|k| !k.starts_with(CHECKPOINT_KEY_PREFIX)),
+        "no handle from the deposed leader: {data:?}"
+    );
+    assert!(
+        !data.contains_key(plan::COUNTER_KEY),
+        "the counter was not moved: {data:?}"
+    );
+    assert_eq!(
+        data.get("sessionId").map(String::as_str),
+        Some(b_session.to_string().as_str())
+    );
+    let listed = storage.list(&payloads.cluster_dir).await.unwrap();
+    assert!(listed.len() <= 1, "an orphan payload at most: {listed:?}");
+    // The new leader carries on.
+    let fence_b = b.fence().clone();
+    assert_eq!(
+        checkpoints
+            .increment(&fence_b, Some(b_session))
+            .await
+            .unwrap(),
+        1
+    );
+    checkpoints
+        .add(&fence_b, Some(b_session), 1, Bytes::from_static(b"from b"))
+        .await
+        .unwrap();
+    let recovered = checkpoints.recover(true).await.unwrap().checkpoint.unwrap();
+    assert_eq!(&recovered.1[..], b"from b");
+    a.abort();
+    b.abort();
+    cluster.cleanup().await;
+}
+
+async fn wait_leader(elector: &Elector) -> uuid::Uuid {
+    let mut state = elector.state();
+    tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            let s = state.borrow_and_update().clone();
+            if let (true, Some(session)) = (s.is_leader, s.session_id) {
+                return session;
+            }
+            state.changed().await.expect("elector running");
+        }
+    })
+    .await
+    .expect("leadership within 10 s")
 }

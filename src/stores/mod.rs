@@ -1007,7 +1007,10 @@ impl Blobs {
 
     fn location(&self, key: &str) -> Result<Location, StoreError> {
         validate_blob_key(key)?;
-        Ok(self.payloads.cluster_dir.join(plan::BLOB_DIR).join(key))
+        self.payloads
+            .cluster_dir
+            .try_join(&format!("{}/{key}", plan::BLOB_DIR))
+            .map_err(|e| StoreError::Invalid(e.to_string()))
     }
 
     /// Store a blob. Blobs are immutable: storing the same bytes again is fine, different
