@@ -72,6 +72,24 @@ enum BenchCommand {
     /// takeover times and the API requests per minute of the leader and each standby at
     /// rest. Runs against the embedded API server unless --kubeconfig or --context is given.
     Failover(FailoverArgs),
+    /// Latency (p50/p99) and throughput of adding checkpoints: a raw storage put, the
+    /// library, and the sidecar's API, over the given storage and the embedded API server.
+    Checkpoints(CheckpointBenchArgs),
+}
+
+#[derive(Debug, Args)]
+struct CheckpointBenchArgs {
+    /// Storage to measure [default: a temporary `file://` directory]
+    #[arg(long, env = "HAKEEPER_STORAGE_DIR")]
+    storage_dir: Option<String>,
+    #[command(flatten)]
+    s3: S3Args,
+    /// Checkpoints added per way
+    #[arg(long, env = "HAKEEPER_COUNT", default_value_t = 300)]
+    count: usize,
+    /// Size of each checkpoint's payload
+    #[arg(long, env = "HAKEEPER_PAYLOAD_BYTES", default_value_t = 64 << 10)]
+    payload_bytes: usize,
 }
 
 #[derive(Debug, Args)]
@@ -286,6 +304,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Sidecar(args) => sidecar(*args).await,
         Command::Decode(args) => decode(args),
         Command::Bench(BenchCommand::Failover(args)) => bench_failover(args).await,
+        Command::Bench(BenchCommand::Checkpoints(args)) => bench_checkpoints(args).await,
     }
 }
 
@@ -341,6 +360,39 @@ async fn bench_failover(args: FailoverArgs) -> anyhow::Result<()> {
         server.shutdown().await?;
     }
     Ok(())
+}
+
+async fn bench_checkpoints(args: CheckpointBenchArgs) -> anyhow::Result<()> {
+    let temporary = match &args.storage_dir {
+        Some(_) => None,
+        None => Some(tempfile_dir()?),
+    };
+    let dir = match (&args.storage_dir, &temporary) {
+        (Some(url), _) => Location::parse(url)?,
+        (None, Some(path)) => Location::parse(&format!("file://{}", path.display()))?,
+        (None, None) => unreachable!("a temporary directory when none is given"),
+    };
+    let storage = hakeeper::storage::open(&dir, &args.s3.options()).await?;
+    let params = hakeeper::bench::checkpoints::CheckpointParams {
+        storage,
+        storage_dir: dir,
+        count: args.count,
+        payload_bytes: args.payload_bytes,
+    };
+    let report = hakeeper::bench::checkpoints::checkpoints(&params).await;
+    if let Some(path) = temporary {
+        let _ = std::fs::remove_dir_all(path);
+    }
+    print!("{}", report?.render());
+    Ok(())
+}
+
+/// A fresh directory under the system's temporary directory.
+fn tempfile_dir() -> anyhow::Result<PathBuf> {
+    let path =
+        std::env::temp_dir().join(format!("hakeeper-bench-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir(&path).with_context(|| format!("creating {}", path.display()))?;
+    Ok(path)
 }
 
 async fn sidecar(args: SidecarArgs) -> anyhow::Result<()> {

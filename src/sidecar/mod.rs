@@ -103,6 +103,7 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        tracing::debug!(status = %self.status, kind = self.kind, message = %self.message, "local API error");
         (
             self.status,
             axum::Json(json!({"error": self.kind, "message": self.message})),

@@ -10,6 +10,8 @@ use crate::layout::{ClusterId, Component};
 use crate::lease::Timings;
 use crate::{Error, Result};
 
+pub mod checkpoints;
+
 /// Counts the requests a client sends (a watch counts once, when it is opened).
 #[derive(Clone, Default)]
 pub struct RequestCounter(Arc<AtomicU64>);
