@@ -474,6 +474,21 @@ async fn checkpoints_counter_and_recovery_over_file() {
         (StatusCode::INTERNAL_SERVER_ERROR, Some("BadPayload")),
         "{body}"
     );
+    // Strict recovery (Flink's behaviour) refuses instead of falling back.
+    let reader = hakeeper::stores::ConfigMapReader::new(c.api::<ConfigMap>(), cm_name.clone());
+    let mut payloads = Payloads::new(storage.clone(), &dir, &CLUSTER.parse().unwrap());
+    payloads.max_payload_bytes = 1 << 20;
+    let strict = hakeeper::stores::Checkpoints::new(reader, payloads, 2)
+        .recover(true)
+        .await
+        .unwrap_err();
+    assert_eq!(strict.kind(), "NoRecoverableCheckpoint", "{strict}");
+    assert!(
+        strict
+            .to_string()
+            .contains("has 7 bytes where the handle records 12"),
+        "{strict}"
+    );
     // Missing too: nothing recoverable, and that is an error, not a 404.
     std::fs::remove_file(paths[1].strip_prefix("file:").unwrap()).unwrap();
     let (status, body) = send(http.get(url("/checkpoints/latest"))).await;
@@ -530,7 +545,11 @@ async fn checkpoints_counter_and_recovery_over_file() {
             .body(vec![0u8; (1 << 20) + 1]),
     )
     .await;
-    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::PAYLOAD_TOO_LARGE, Some("PayloadTooLarge")),
+        "{body}"
+    );
 
     leader.stop().await;
     c.cleanup().await;
@@ -644,7 +663,7 @@ async fn a_full_configmap_is_refused_before_calling_the_api() {
     // The payload of the refused add was deleted: every payload on disk has a handle.
     let cm = data(&c, &format!("{CLUSTER}-{JOB}-jobmanager-leader")).await;
     let handles = cm.keys().filter(|k| k.starts_with("checkpointID-")).count();
-    let listed = storage.list(&dir.join(CLUSTER)).await.unwrap();
+    let listed = storage.list_dir(&dir.join(CLUSTER)).await.unwrap();
     assert_eq!(listed.len(), handles);
     let size: usize = cm.iter().map(|(k, v)| k.len() + v.len()).sum();
     assert!(size <= 1 << 20, "{size}");

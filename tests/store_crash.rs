@@ -107,6 +107,19 @@ async fn rig() -> Option<(Rig, Elector, TestCluster)> {
     Some((rig, elector, cluster))
 }
 
+impl Rig {
+    /// The payloads in the cluster's directory that no handle in `referenced` points at.
+    async fn orphans(&self, referenced: &HashSet<String>) -> Vec<hakeeper::storage::ObjectMeta> {
+        let listed = self
+            .storage
+            .inner
+            .list_dir(&self.payloads.cluster_dir)
+            .await
+            .unwrap();
+        plan::orphans(&listed, referenced, SystemTime::now(), Duration::ZERO)
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Op {
     Add,
@@ -306,13 +319,7 @@ async fn check(rig: &Rig, c: &Case, old: &str, outcome: &Outcome) {
     assert_eq!(got, c.expect, "{name}: outcome");
     assert_eq!(after, c.after, "{name}: where the key ends up");
     // The orphans: what the storage holds that no handle references.
-    let listed = rig
-        .storage
-        .inner
-        .list(&rig.payloads.cluster_dir)
-        .await
-        .unwrap();
-    let orphans = plan::orphans(&listed, &referenced, SystemTime::now(), Duration::ZERO);
+    let orphans = rig.orphans(&referenced).await;
     let found: BTreeSet<Slot> = orphans
         .iter()
         .map(|o| {
@@ -430,13 +437,7 @@ async fn a_crash_while_subsuming_keeps_the_acknowledged_checkpoints() {
         let (meta, body) = recovered.checkpoint.expect("a checkpoint to recover");
         assert_eq!((meta.id, &body[..]), (2, &b"two"[..]));
         let referenced: HashSet<String> = metas.into_iter().map(|m| m.path).collect();
-        let listed = rig
-            .storage
-            .inner
-            .list(&rig.payloads.cluster_dir)
-            .await
-            .unwrap();
-        let orphans = plan::orphans(&listed, &referenced, SystemTime::now(), Duration::ZERO);
+        let orphans = rig.orphans(&referenced).await;
         assert_eq!(
             orphans.len(),
             *orphan_count,
@@ -553,7 +554,7 @@ async fn a_deposed_leader_leaves_an_orphan_payload_at_most() {
         data.get("sessionId").map(String::as_str),
         Some(b_session.to_string().as_str())
     );
-    let listed = storage.list(&payloads.cluster_dir).await.unwrap();
+    let listed = storage.list_dir(&payloads.cluster_dir).await.unwrap();
     assert!(listed.len() <= 1, "an orphan payload at most: {listed:?}");
     // The new leader carries on.
     let fence_b = b.fence().clone();

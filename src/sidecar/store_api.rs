@@ -60,6 +60,24 @@ pub(super) fn routes(body_limit: usize) -> Router<Sidecar> {
             put(put_blob).get(get_blob).delete(delete_blob),
         )
         .layer(DefaultBodyLimit::max(body_limit))
+        .layer(axum::middleware::map_response(json_payload_too_large))
+}
+
+/// The body limit's rejection is plain text; answer it in the API's error format.
+async fn json_payload_too_large(response: Response) -> Response {
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if response.status() != StatusCode::PAYLOAD_TOO_LARGE || is_json {
+        return response;
+    }
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "PayloadTooLarge",
+        "the request body is larger than --max-payload-bytes allows",
+    )
+    .into_response()
 }
 
 impl From<StoreError> for ApiError {
@@ -190,6 +208,30 @@ impl Sidecar {
     }
 }
 
+/// A leader-only call on a job's checkpoints: the store, the fence of `jobmanager/{job}` and
+/// the caller's session.
+struct CheckpointWriter {
+    store: Checkpoints,
+    fence: Fence,
+    session: Option<Uuid>,
+}
+
+impl Sidecar {
+    fn checkpoint_writer(
+        &self,
+        job: &JobId,
+        headers: &HeaderMap,
+    ) -> Result<CheckpointWriter, ApiError> {
+        let owner = Component::JobManager(job.clone());
+        let (fence, session) = self.leader_fence(&owner, headers)?;
+        Ok(CheckpointWriter {
+            store: self.checkpoints(job)?,
+            fence,
+            session: Some(session),
+        })
+    }
+}
+
 fn payload_response(body: Bytes, extra: &[(&'static str, String)]) -> Response {
     let mut response = body.into_response();
     let headers = response.headers_mut();
@@ -314,12 +356,8 @@ async fn add_checkpoint(
 ) -> Result<Response, ApiError> {
     let job = parse_job(&job)?;
     let id = parse_checkpoint_id(&id)?;
-    let owner = Component::JobManager(job.clone());
-    let (fence, session) = sidecar.leader_fence(&owner, &headers)?;
-    let added = sidecar
-        .checkpoints(&job)?
-        .add(&fence, Some(session), id, body)
-        .await?;
+    let w = sidecar.checkpoint_writer(&job, &headers)?;
+    let added = w.store.add(&w.fence, w.session, id, body).await?;
     Ok((
         StatusCode::CREATED,
         axum::Json(json!({
@@ -399,12 +437,8 @@ async fn delete_checkpoint(
 ) -> Result<Response, ApiError> {
     let job = parse_job(&job)?;
     let id = parse_checkpoint_id(&id)?;
-    let owner = Component::JobManager(job.clone());
-    let (fence, session) = sidecar.leader_fence(&owner, &headers)?;
-    let removed = sidecar
-        .checkpoints(&job)?
-        .remove(&fence, Some(session), id)
-        .await?;
+    let w = sidecar.checkpoint_writer(&job, &headers)?;
+    let removed = w.store.remove(&w.fence, w.session, id).await?;
     if !removed.existed {
         return Err(not_found(format!(
             "checkpoint {id} of job {job} is not retained"
@@ -442,12 +476,8 @@ async fn set_counter(
             "expected a JSON body {{\"value\": <non-negative integer>}}: {e}"
         ))
     })?;
-    let owner = Component::JobManager(job.clone());
-    let (fence, session) = sidecar.leader_fence(&owner, &headers)?;
-    sidecar
-        .checkpoints(&job)?
-        .set_counter(&fence, Some(session), body.value)
-        .await?;
+    let w = sidecar.checkpoint_writer(&job, &headers)?;
+    w.store.set_counter(&w.fence, w.session, body.value).await?;
     Ok(axum::Json(json!({"value": body.value})).into_response())
 }
 
@@ -457,12 +487,8 @@ async fn increment_counter(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let job = parse_job(&job)?;
-    let owner = Component::JobManager(job.clone());
-    let (fence, session) = sidecar.leader_fence(&owner, &headers)?;
-    let previous = sidecar
-        .checkpoints(&job)?
-        .increment(&fence, Some(session))
-        .await?;
+    let w = sidecar.checkpoint_writer(&job, &headers)?;
+    let previous = w.store.increment(&w.fence, w.session).await?;
     Ok(axum::Json(json!({"value": previous})).into_response())
 }
 

@@ -1079,14 +1079,8 @@ impl Blobs {
 
 #[cfg(test)]
 mod tests {
+    use super::plan::tests::data;
     use super::*;
-
-    fn data(entries: &[(&str, &str)]) -> BTreeMap<String, String> {
-        entries
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
 
     #[test]
     fn insert_refuses_a_taken_key_and_keeps_its_own_value() {

@@ -217,11 +217,12 @@ pub fn orphans(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::storage::Location;
 
-    fn data(entries: &[(&str, &str)]) -> BTreeMap<String, String> {
+    /// ConfigMap data from pairs (shared with the stores' tests).
+    pub(crate) fn data(entries: &[(&str, &str)]) -> BTreeMap<String, String> {
         entries
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
