@@ -377,6 +377,17 @@ impl Fence {
                 self.api.replace(&self.name, &PostParams::default(), &next),
             )
             .await;
+            match &sent {
+                Ok(Ok(written)) => crate::metrics::set_configmap_bytes(
+                    &self.name,
+                    written
+                        .data
+                        .as_ref()
+                        .map_or(0, crate::stores::plan::data_size),
+                ),
+                Ok(Err(e)) => crate::metrics::api_error(e),
+                Err(_) => crate::metrics::api_error_kind("timeout"),
+            }
             match sent {
                 Ok(Ok(written)) => {
                     self.remember(written.clone());
@@ -504,10 +515,23 @@ pub struct Elector {
 
 impl Elector {
     pub fn spawn(client: kube::Client, namespace: &str, config: ElectionConfig) -> Elector {
+        Self::spawn_from(client, namespace, config, LockObservation::default())
+    }
+
+    /// Like [`Elector::spawn`], starting from what this process has already observed of the
+    /// lock (e.g. by a [`crate::retrieval::Retriever`]). A lease whose record has not changed
+    /// since it was first observed then expires when it really does, rather than a whole
+    /// lease duration after the elector starts.
+    pub fn spawn_from(
+        client: kube::Client,
+        namespace: &str,
+        config: ElectionConfig,
+        observed: LockObservation,
+    ) -> Elector {
         let api: Api<ConfigMap> = Api::namespaced(client, namespace);
         let name = config.component.configmap_name(&config.cluster_id);
         let shared = Arc::new(Mutex::new(LockState {
-            observation: LockObservation::default(),
+            observation: observed,
             grant: None,
         }));
         let fence = Fence {
@@ -846,6 +870,11 @@ impl ElectorTask {
                 self.replace(&next, timeout).await
             }
         };
+        match &result {
+            Ok(Err(e)) => crate::metrics::api_error(e),
+            Err(_) => crate::metrics::api_error_kind("timeout"),
+            Ok(Ok(_)) => {}
+        }
         match result {
             Ok(Ok(written)) => {
                 self.lock().observation.observe(written, Instant::now());
@@ -926,6 +955,12 @@ impl ElectorTask {
             let timeout = self.call_timeout();
             let sent_at = Instant::now();
             let result = self.replace(&next, timeout).await;
+            crate::metrics::observe_renew(&self.config.component.to_string(), sent_at);
+            match &result {
+                Ok(Err(e)) => crate::metrics::api_error(e),
+                Err(_) => crate::metrics::api_error_kind("timeout"),
+                Ok(Ok(_)) => {}
+            }
             match result {
                 Ok(Ok(written)) => {
                     let mut st = self.lock();
@@ -1054,6 +1089,11 @@ impl ElectorTask {
                 synced: self.synced,
             }
         };
+        let component = self.config.component.to_string();
+        crate::metrics::set_leader(&component, next.is_leader);
+        if let Some(Ok(record)) = self.lock().observation.record() {
+            crate::metrics::set_transitions(&component, record.leader_transitions);
+        }
         self.state.send_if_modified(|current| {
             // The expiry moves on every renew; publish it without waking followers
             // unless something they care about changed.

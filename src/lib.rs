@@ -5,12 +5,16 @@
 
 pub mod apiserver;
 pub mod bench;
+pub mod demo;
 pub mod duration;
 pub mod election;
+pub mod flinkconf;
 pub mod handle;
+pub mod inspect;
 pub mod kubeconn;
 pub mod layout;
 pub mod lease;
+pub mod metrics;
 pub mod retrieval;
 pub mod sidecar;
 pub mod storage;

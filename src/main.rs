@@ -12,6 +12,8 @@ use hakeeper::duration::parse_duration;
 use hakeeper::kubeconn::KubeArgs;
 use hakeeper::layout::{ClusterId, Component, OwnerRef};
 use hakeeper::lease::Timings;
+use hakeeper::sidecar::listen::{Listen, check_exposure, parse_token};
+use hakeeper::sidecar::serve;
 use hakeeper::sidecar::{Sidecar, SidecarConfig, StoreSettings};
 use hakeeper::storage::{Location, S3Options};
 use hakeeper::stores::Payloads;
@@ -45,18 +47,84 @@ struct GlobalArgs {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// See the whole system work on this machine: an embedded API server, three sidecars
+    /// with simulated JobManagers, a crash and a graceful failover, checked end to end.
+    Demo(DemoArgs),
     /// Serve an embedded Kubernetes API server (ConfigMaps and Events) on loopback and
     /// write a kubeconfig for it, so hakeeper and kubectl run without a cluster.
     Dev(DevArgs),
     /// Run next to a JobManager: contend for leadership of its components and serve the
     /// local HA API on loopback.
     Sidecar(Box<SidecarArgs>),
+    /// Show a cluster's HA state, read-only: leaders and their leases, jobs with their graph,
+    /// checkpoints and counter, and how full each HA ConfigMap is.
+    Inspect(InspectArgs),
     /// Decode a store entry's value (base64 of a Java-serialized Flink state handle) and
     /// print it as JSON.
     Decode(DecodeArgs),
     /// Measure the system (figures for docs/BENCHMARKS.md).
     #[command(subcommand)]
     Bench(BenchCommand),
+}
+
+#[derive(Debug, Args)]
+struct DemoArgs {
+    /// How long a lease lasts (short for the demo; production default 15s)
+    #[arg(long, env = "HAKEEPER_LEASE_DURATION", default_value = "3s", value_parser = parse_duration)]
+    lease_duration: Duration,
+    /// The leader steps down if no renewal succeeds for this long (production default 10s)
+    #[arg(long, env = "HAKEEPER_RENEW_DEADLINE", default_value = "2s", value_parser = parse_duration)]
+    renew_deadline: Duration,
+    /// How often the leader renews (production default 2s)
+    #[arg(long, env = "HAKEEPER_RETRY_PERIOD", default_value = "500ms", value_parser = parse_duration)]
+    retry_period: Duration,
+    /// Time between the simulated JobManager's checkpoints
+    #[arg(long, env = "HAKEEPER_CHECKPOINT_INTERVAL", default_value = "200ms", value_parser = parse_duration)]
+    checkpoint_interval: Duration,
+    /// Storage for payloads, e.g. an `s3://` URL [default: a temporary `file://` directory]
+    #[arg(long, env = "HAKEEPER_STORAGE_DIR")]
+    storage_dir: Option<String>,
+    #[command(flatten)]
+    s3: S3Args,
+    /// Leave everything running at the end and print how to look at it
+    #[arg(long, env = "HAKEEPER_KEEP_RUNNING")]
+    keep_running: bool,
+}
+
+#[derive(Debug, Args)]
+struct InspectArgs {
+    /// Flink cluster id (`kubernetes.cluster-id`)
+    #[arg(long, env = "HAKEEPER_CLUSTER_ID")]
+    cluster_id: ClusterId,
+    /// Output format
+    #[arg(
+        long,
+        short = 'o',
+        env = "HAKEEPER_OUTPUT",
+        value_enum,
+        default_value = "table"
+    )]
+    output: InspectOutput,
+    /// Check that every handle's payload exists with the size it records (needs
+    /// --storage-dir); exit 1 if one is missing or of another size, or cannot be checked
+    #[arg(long, env = "HAKEEPER_VERIFY", requires = "storage_dir")]
+    verify: bool,
+    /// Flink's `high-availability.storageDir` (`s3://bucket/prefix` or `file:///dir`): the
+    /// store --verify reads from
+    #[arg(long, env = "HAKEEPER_STORAGE_DIR")]
+    storage_dir: Option<String>,
+    #[command(flatten)]
+    s3: S3Args,
+    #[command(flatten)]
+    kube: KubeArgs,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum InspectOutput {
+    /// Aligned sections, as `kubectl describe` prints
+    Table,
+    /// The whole report as JSON (camelCase keys)
+    Json,
 }
 
 #[derive(Debug, Args)]
@@ -111,12 +179,22 @@ struct FailoverArgs {
 
 #[derive(Debug, Args)]
 struct SidecarArgs {
-    /// Flink cluster id (`kubernetes.cluster-id`); prefixes the HA ConfigMaps
+    /// Flink cluster id (`kubernetes.cluster-id`); prefixes the HA ConfigMaps [required,
+    /// here or in --flink-conf]
     #[arg(long, env = "HAKEEPER_CLUSTER_ID")]
-    cluster_id: ClusterId,
-    /// Address of the local API
+    cluster_id: Option<ClusterId>,
+    /// Flink's `flink-conf.yaml` or `config.yaml`: the cluster id, namespace, storage dir,
+    /// election timings, retained checkpoints and S3 settings are taken from it unless given
+    /// as flags or in the environment
+    #[arg(long, env = "HAKEEPER_FLINK_CONF")]
+    flink_conf: Option<PathBuf>,
+    /// Address of the local API: `HOST:PORT`, or `unix:/path` for a socket (created 0600)
     #[arg(long, env = "HAKEEPER_LISTEN", default_value = "127.0.0.1:7070")]
-    listen: SocketAddr,
+    listen: Listen,
+    /// File holding a token that every `/v1` call must present as `Authorization: Bearer`
+    /// (required to listen off loopback)
+    #[arg(long, env = "HAKEEPER_TOKEN_FILE")]
+    token_file: Option<PathBuf>,
     /// Components to contend for from the start (also possible later through the API)
     #[arg(
         long,
@@ -193,6 +271,109 @@ struct S3Args {
         requires = "s3_access_key"
     )]
     s3_secret_key: Option<String>,
+}
+
+impl SidecarArgs {
+    /// Fill in, from `--flink-conf`, every setting that was left at its default (neither a
+    /// flag nor an environment variable gave it). Precedence: flag, environment, the Flink
+    /// file, defaults.
+    fn apply_flink_conf(&mut self, matches: &clap::ArgMatches) -> anyhow::Result<()> {
+        let Some(path) = &self.flink_conf else {
+            return Ok(());
+        };
+        let conf = hakeeper::flinkconf::FlinkConf::load(path)?;
+        let defaulted = |id: &str| {
+            matches!(
+                matches.value_source(id),
+                None | Some(clap::parser::ValueSource::DefaultValue)
+            )
+        };
+        let bad = |key: &str, e: String| anyhow::anyhow!("{}: {key}: {e}", path.display());
+        if self.cluster_id.is_none()
+            && let Some(id) = &conf.cluster_id
+        {
+            self.cluster_id = Some(
+                id.parse()
+                    .map_err(|e: String| bad("kubernetes.cluster-id", e))?,
+            );
+        }
+        if self.kube.namespace.is_none() {
+            self.kube.namespace = conf.namespace.clone();
+        }
+        if self.storage.storage_dir.is_none() {
+            self.storage.storage_dir = conf.storage_dir.clone();
+        }
+        let t = &mut self.timings;
+        if defaulted("lease_duration")
+            && let Some(d) = conf.lease_duration
+        {
+            t.lease_duration = d;
+        }
+        if defaulted("renew_deadline")
+            && let Some(d) = conf.renew_deadline
+        {
+            t.renew_deadline = d;
+        }
+        if defaulted("retry_period")
+            && let Some(d) = conf.retry_period
+        {
+            t.retry_period = d;
+        }
+        if defaulted("checkpoints_retained")
+            && let Some(n) = conf.checkpoints_retained
+        {
+            self.storage.checkpoints_retained = n;
+        }
+        let s3 = &mut self.storage.s3;
+        if s3.s3_endpoint.is_none() {
+            s3.s3_endpoint = conf.s3_endpoint.clone();
+        }
+        if defaulted("s3_path_style")
+            && let Some(p) = conf.s3_path_style
+        {
+            s3.s3_path_style = p;
+        }
+        if s3.s3_access_key.is_none() && s3.s3_secret_key.is_none() {
+            s3.s3_access_key = conf.s3_access_key.clone();
+            s3.s3_secret_key = conf.s3_secret_key.clone();
+        }
+        Ok(())
+    }
+
+    /// The effective configuration, for the log: secrets are never in it.
+    fn describe(&self, namespace: &str) -> String {
+        let s3 = &self.storage.s3;
+        format!(
+            "cluster-id={} namespace={namespace} listen={} token={} storage-dir={} s3-endpoint={} s3-path-style={} s3-region={} s3-keys={} lease-duration={:?} renew-deadline={:?} retry-period={:?} checkpoints-retained={} strict-recovery={} max-payload-bytes={} flink-conf={}",
+            self.cluster_id
+                .as_ref()
+                .map_or("-".to_string(), ToString::to_string),
+            self.listen,
+            if self.token_file.is_some() {
+                "<redacted>"
+            } else {
+                "none"
+            },
+            self.storage.storage_dir.as_deref().unwrap_or("-"),
+            s3.s3_endpoint.as_deref().unwrap_or("-"),
+            s3.s3_path_style,
+            s3.s3_region.as_deref().unwrap_or("-"),
+            if s3.s3_access_key.is_some() {
+                "<redacted>"
+            } else {
+                "credential chain"
+            },
+            self.timings.lease_duration,
+            self.timings.renew_deadline,
+            self.timings.retry_period,
+            self.storage.checkpoints_retained,
+            self.storage.strict_recovery,
+            self.storage.max_payload_bytes,
+            self.flink_conf
+                .as_ref()
+                .map_or("-".to_string(), |p| p.display().to_string()),
+        )
+    }
 }
 
 impl S3Args {
@@ -277,7 +458,12 @@ struct DevArgs {
 }
 
 fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
+    use clap::{CommandFactory, FromArgMatches};
+    let matches = Cli::command().get_matches();
+    let mut cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
     if let Err(e) = telemetry::init(&cli.global.log, cli.global.log_format) {
         eprintln!("hakeeper: {e}");
         return std::process::ExitCode::from(2);
@@ -289,6 +475,14 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
+    // Values from a Flink configuration file fill in what flags and environment left unset.
+    if let (Command::Sidecar(args), Some(sub)) =
+        (&mut cli.command, matches.subcommand_matches("sidecar"))
+        && let Err(e) = args.apply_flink_conf(sub)
+    {
+        eprintln!("hakeeper: {e:#}");
+        return std::process::ExitCode::FAILURE;
+    }
     match runtime.block_on(run(cli.command)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
@@ -302,10 +496,77 @@ async fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Dev(args) => dev(args).await,
         Command::Sidecar(args) => sidecar(*args).await,
+        Command::Demo(args) => demo(args).await,
+        Command::Inspect(args) => inspect(args).await,
         Command::Decode(args) => decode(args),
         Command::Bench(BenchCommand::Failover(args)) => bench_failover(args).await,
         Command::Bench(BenchCommand::Checkpoints(args)) => bench_checkpoints(args).await,
     }
+}
+
+async fn demo(args: DemoArgs) -> anyhow::Result<()> {
+    let timings = Timings {
+        lease_duration: args.lease_duration,
+        renew_deadline: args.renew_deadline,
+        retry_period: args.retry_period,
+    };
+    timings.validate().map_err(anyhow::Error::msg)?;
+    let params = hakeeper::demo::DemoParams {
+        exe: std::env::current_exe().context("locating the hakeeper binary")?,
+        timings,
+        storage_dir: args
+            .storage_dir
+            .as_deref()
+            .map(Location::parse)
+            .transpose()?,
+        s3: args.s3.options(),
+        checkpoint_interval: args.checkpoint_interval,
+        checkpoints_per_phase: 5,
+        keep_running: args.keep_running,
+    };
+    let report = hakeeper::demo::run(params).await?;
+    if report.passed() {
+        println!("\nhakeeper demo: every check held");
+        Ok(())
+    } else {
+        anyhow::bail!("some checks failed (see above)")
+    }
+}
+
+async fn inspect(args: InspectArgs) -> anyhow::Result<()> {
+    let (client, namespace) = args.kube.client().await?;
+    let configmaps = hakeeper::inspect::collect(client, &namespace, &args.cluster_id).await?;
+    let mut report =
+        hakeeper::inspect::build(&args.cluster_id, &configmaps, jiff::Timestamp::now());
+    report.namespace = Some(namespace);
+    if args.verify {
+        let dir = args
+            .storage_dir
+            .as_deref()
+            .context("--verify needs --storage-dir")?;
+        let dir = Location::parse(dir)?;
+        let storage = hakeeper::storage::open(&dir, &args.s3.options()).await?;
+        hakeeper::inspect::verify(&mut report, storage.as_ref()).await;
+    }
+    match args.output {
+        InspectOutput::Table => print!("{}", hakeeper::inspect::render_table(&report)),
+        InspectOutput::Json => println!("{}", hakeeper::inspect::render_json(&report)),
+    }
+    if let Some(summary) = &report.verification {
+        if summary.dangling > 0 {
+            anyhow::bail!(
+                "{} dangling handle(s): payload missing or of another size than recorded",
+                summary.dangling
+            );
+        }
+        if summary.unchecked > 0 {
+            anyhow::bail!(
+                "{} handle(s) could not be checked against the storage",
+                summary.unchecked
+            );
+        }
+    }
+    Ok(())
 }
 
 fn decode(args: DecodeArgs) -> anyhow::Result<()> {
@@ -398,25 +659,54 @@ fn tempfile_dir() -> anyhow::Result<PathBuf> {
 async fn sidecar(args: SidecarArgs) -> anyhow::Result<()> {
     let signals = ShutdownSignals::install()?;
     let timings = args.timings.timings()?;
+    let token = match &args.token_file {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading the token file {}", path.display()))?;
+            Some(parse_token(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?)
+        }
+        None => None,
+    };
+    check_exposure(&args.listen, token.is_some()).map_err(anyhow::Error::msg)?;
     let (client, namespace) = args.kube.client().await?;
     let identity = args
         .identity
+        .clone()
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-    let stores = args.storage.settings(&args.cluster_id).await?;
+    let cluster_id = args
+        .cluster_id
+        .clone()
+        .context("--cluster-id is required (as a flag, HAKEEPER_CLUSTER_ID, or kubernetes.cluster-id in --flink-conf)")?;
+    tracing::info!(config = %args.describe(&namespace), "effective configuration");
+    let stores = args.storage.settings(&cluster_id).await?;
     let sidecar = Sidecar::new(SidecarConfig {
         stores,
         client,
         namespace: namespace.clone(),
-        cluster_id: args.cluster_id.clone(),
+        cluster_id: cluster_id.clone(),
         identity: identity.clone(),
         timings,
         owner: args.owner_reference,
     });
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
-        .with_context(|| format!("binding {}", args.listen))?;
-    let bound = listener.local_addr().context("reading the bound address")?;
-    tracing::info!(cluster_id = %args.cluster_id, namespace = %namespace, identity = %identity, listen = %bound, "sidecar starting");
+    let app = hakeeper::sidecar::router_with_token(sidecar.clone(), token);
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let (bound, listener) = match &args.listen {
+        Listen::Tcp(addr) => {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("binding {addr}"))?;
+            let bound = Listen::Tcp(listener.local_addr().context("reading the bound address")?);
+            (bound, serve::Listener::Tcp(listener))
+        }
+        Listen::Unix(path) => (args.listen.clone(), serve::Listener::Unix(bind_unix(path)?)),
+    };
+    let server = tokio::spawn(serve::serve(
+        listener,
+        app,
+        serve::Limits::default(),
+        stop_rx,
+    ));
+    tracing::info!(cluster_id = %cluster_id, namespace = %namespace, identity = %identity, listen = %bound, token = args.token_file.is_some(), "sidecar starting");
     if let Some(address) = &args.address {
         for component in &args.contend {
             sidecar
@@ -424,27 +714,43 @@ async fn sidecar(args: SidecarArgs) -> anyhow::Result<()> {
                 .map_err(|e| anyhow::anyhow!("{}", e.message))?;
         }
     }
-    println!("hakeeper sidecar: local API on http://{bound}");
-    let app = hakeeper::sidecar::router(sidecar.clone());
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async {
-                let _ = stop_rx.await;
-            })
-            .await
-    });
+    println!("hakeeper sidecar: local API on {bound}");
     signals.wait().await?;
     tracing::info!("shutting down: no new connections, releasing leases");
-    let _ = stop_tx.send(());
+    let _ = stop_tx.send(true);
     sidecar.shutdown().await;
     // Open SSE streams would hold graceful shutdown; do not wait for them for long.
     match tokio::time::timeout(Duration::from_secs(2), server).await {
-        Ok(joined) => joined.context("API server task")?.context("API server")?,
+        Ok(joined) => joined.context("API server task")?,
         Err(_) => tracing::warn!("API connections still open after 2 s; exiting anyway"),
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Bind a Unix socket readable and writable by this user only. A stale socket left by an
+/// earlier run is replaced; any other file at the path is an error.
+#[cfg(unix)]
+fn bind_unix(path: &std::path::Path) -> anyhow::Result<tokio::net::UnixListener> {
+    use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+    if let Ok(meta) = std::fs::symlink_metadata(path) {
+        anyhow::ensure!(
+            meta.file_type().is_socket(),
+            "{} exists and is not a socket",
+            path.display()
+        );
+        std::fs::remove_file(path)
+            .with_context(|| format!("removing the stale socket {}", path.display()))?;
+    }
+    // Created under a restrictive umask so that no one else can connect in between.
+    // SAFETY: umask(2) only changes this process's file creation mask.
+    let old = unsafe { libc::umask(0o177) };
+    let bound = tokio::net::UnixListener::bind(path);
+    unsafe { libc::umask(old) };
+    let listener = bound.with_context(|| format!("binding {}", path.display()))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+        .with_context(|| format!("restricting {}", path.display()))?;
+    Ok(listener)
 }
 
 async fn dev(args: DevArgs) -> anyhow::Result<()> {

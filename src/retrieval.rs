@@ -1,6 +1,7 @@
 //! Leader retrieval: any process can follow a component's leader (`address`, `sessionId`)
 //! through a watch on its ConfigMap, and be told of real leader changes only.
 
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
@@ -29,6 +30,7 @@ pub struct Retrieved {
 /// watch is retried with backoff, never given up. Dropping it stops it.
 pub struct Retriever {
     state: watch::Receiver<Retrieved>,
+    observation: Arc<Mutex<LockObservation>>,
     task: JoinHandle<()>,
 }
 
@@ -36,12 +38,27 @@ impl Retriever {
     pub fn spawn(client: kube::Client, namespace: &str, configmap: &str) -> Retriever {
         let api: Api<ConfigMap> = Api::namespaced(client, namespace);
         let (tx, state) = watch::channel(Retrieved::default());
-        let task = tokio::spawn(follow(api, configmap.to_string(), tx));
-        Retriever { state, task }
+        let observation = Arc::new(Mutex::new(LockObservation::default()));
+        let task = tokio::spawn(follow(api, configmap.to_string(), tx, observation.clone()));
+        Retriever {
+            state,
+            observation,
+            task,
+        }
     }
 
     pub fn state(&self) -> watch::Receiver<Retrieved> {
         self.state.clone()
+    }
+
+    /// What this retriever has observed of the lock, including when its record last changed
+    /// (local monotonic time). An elector started in this process can begin from it instead
+    /// of from nothing, and so judge the current lease by when it was really last renewed.
+    pub fn observation(&self) -> LockObservation {
+        self.observation
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 }
 
@@ -51,7 +68,12 @@ impl Drop for Retriever {
     }
 }
 
-async fn follow(api: Api<ConfigMap>, name: String, tx: watch::Sender<Retrieved>) {
+async fn follow(
+    api: Api<ConfigMap>,
+    name: String,
+    tx: watch::Sender<Retrieved>,
+    shared: Arc<Mutex<LockObservation>>,
+) {
     let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
     let backoff = WatchBackoff::new(Duration::from_secs(2));
     let mut events = watcher(api, config).backoff(backoff).boxed();
@@ -95,6 +117,7 @@ async fn follow(api: Api<ConfigMap>, name: String, tx: watch::Sender<Retrieved>)
             },
             _ = sleep => {}
         }
+        *shared.lock().unwrap_or_else(|p| p.into_inner()) = observation.clone();
         let now = Instant::now();
         let next = Retrieved {
             leader: observation.leader(now),

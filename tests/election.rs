@@ -457,3 +457,63 @@ async fn a_write_held_past_the_lease_does_not_land() {
     }
     c.cleanup().await;
 }
+
+/// A contender started from what a follower in the same process observed takes over when the
+/// crashed holder's lease really runs out: not earlier (safety), and not a whole lease after
+/// it started contending (as a contender starting from nothing must wait).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_contender_started_from_a_followers_observation_does_not_wait_a_fresh_lease() {
+    let c = TestCluster::start().await;
+    let component = Component::Dispatcher;
+    let a = contender(&c, &component, 0).await;
+    let mut a_state = a.state();
+    wait_for("the first leader", Duration::from_secs(10), || {
+        a_state.borrow_and_update().is_leader.then_some(())
+    })
+    .await;
+    let follower = Retriever::spawn(
+        c.fresh_client().await,
+        &c.namespace,
+        &component.configmap_name(&cluster_id()),
+    );
+    let follower_state = follower.state();
+    wait_for(
+        "the follower to see the leader",
+        Duration::from_secs(10),
+        || follower_state.borrow().leader.is_some().then_some(()),
+    )
+    .await;
+    // The leader crashes; the follower's process starts contending 1.5 s later.
+    a.abort();
+    let crashed = Instant::now();
+    tokio::time::sleep(TIMINGS.lease_duration * 3 / 4).await;
+    let b = Elector::spawn_from(
+        c.fresh_client().await,
+        &c.namespace,
+        ElectionConfig {
+            cluster_id: cluster_id(),
+            component: component.clone(),
+            identity: "contender-b".into(),
+            address: "akka.tcp://flink@jm-b:6123/user/rpc/dispatcher".into(),
+            timings: TIMINGS,
+            owner: None,
+        },
+        follower.observation(),
+    );
+    let mut b_state = b.state();
+    wait_for("the takeover", Duration::from_secs(10), || {
+        b_state.borrow_and_update().is_leader.then_some(())
+    })
+    .await;
+    let after = crashed.elapsed();
+    // The last renewal was at most one retry period before the crash.
+    let earliest = TIMINGS.lease_duration - TIMINGS.retry_period - Duration::from_millis(100);
+    // From nothing, b would wait a full lease from when it started: 1.5 s + 2 s after the crash.
+    let latest = TIMINGS.lease_duration + Duration::from_millis(500);
+    assert!(
+        after >= earliest && after <= latest,
+        "took over {after:?} after the crash; expected between {earliest:?} and {latest:?}"
+    );
+    b.abort();
+    c.cleanup().await;
+}

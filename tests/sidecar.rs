@@ -776,14 +776,15 @@ async fn contend_at_startup_without_any_put() {
 
 /// Run `hakeeper sidecar` with `args`, expecting a refusal within 5 s; returns stderr.
 async fn refused(args: &[&str]) -> String {
+    let listen: &[&str] = if args.contains(&"--listen") {
+        &[]
+    } else {
+        &["--listen", "127.0.0.1:0"]
+    };
     let output = hakeeper()
         .arg("sidecar")
-        .args([
-            "--listen",
-            "127.0.0.1:0",
-            "--kubeconfig",
-            "/nonexistent/kubeconfig",
-        ])
+        .args(listen)
+        .args(["--kubeconfig", "/nonexistent/kubeconfig"])
         .args(args)
         .stdin(Stdio::null())
         .kill_on_drop(true)
@@ -901,5 +902,242 @@ async fn sigterm_right_after_start_is_handled() {
             s.stderr_log()
         );
     }
+    c.cleanup().await;
+}
+
+/// A request over a Unix socket (reqwest does not speak them): status and body.
+async fn unix_get(socket: &std::path::Path, path: &str, token: Option<&str>) -> (u16, String) {
+    use http_body_util::BodyExt;
+    let stream = tokio::net::UnixStream::connect(socket)
+        .await
+        .expect("connect to the socket");
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .expect("handshake");
+    tokio::spawn(conn);
+    let mut request = hyper::Request::get(path).header("host", "localhost");
+    if let Some(t) = token {
+        request = request.header("authorization", format!("Bearer {t}"));
+    }
+    let response = sender
+        .send_request(
+            request
+                .body(http_body_util::Empty::<bytes::Bytes>::new())
+                .unwrap(),
+        )
+        .await
+        .expect("response");
+    let status = response.status().as_u16();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unix_socket_and_token() {
+    use std::os::unix::fs::PermissionsExt;
+    let c = TestCluster::start().await;
+    let socket = c.path("api.sock");
+    let token_file = c.path("token");
+    std::fs::write(&token_file, "t0ps3cret\n").unwrap();
+    let listen = format!("unix:{}", socket.display());
+    let stderr = c.path("sidecar-unix.stderr");
+    let mut child = hakeeper()
+        .arg("sidecar")
+        .args([
+            "--cluster-id",
+            CLUSTER_ID,
+            "--namespace",
+            &c.namespace,
+            "--listen",
+            &listen,
+        ])
+        .arg("--token-file")
+        .arg(&token_file)
+        .arg("--kubeconfig")
+        .arg(c.kubeconfig())
+        .args(TIMINGS)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&stderr).unwrap())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawning hakeeper sidecar");
+    let mut line = String::new();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    tokio::time::timeout(STARTUP, stdout.read_line(&mut line))
+        .await
+        .expect("announced within the startup time")
+        .unwrap();
+    assert_eq!(
+        line.trim(),
+        format!("hakeeper sidecar: local API on {listen}")
+    );
+    let mode = std::fs::metadata(&socket).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "the socket is private to its user");
+    // Probes need no token; /v1 calls do.
+    assert_eq!(unix_get(&socket, "/livez", None).await.0, 200);
+    let (status, body) = unix_get(&socket, "/v1/leadership/dispatcher", None).await;
+    assert_eq!(status, 401, "{body}");
+    assert!(body.contains("\"Unauthorized\""), "{body}");
+    let (status, _) = unix_get(&socket, "/v1/leadership/dispatcher", Some("wrong")).await;
+    assert_eq!(status, 401);
+    let (status, body) = unix_get(&socket, "/v1/leadership/dispatcher", Some("t0ps3cret")).await;
+    assert_eq!(status, 200, "{body}");
+    let _ = child.start_kill();
+    let _ = child.wait().await;
+    c.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn non_loopback_without_a_token_is_refused() {
+    let stderr = refused(&["--cluster-id", "c", "--listen", "0.0.0.0:0"]).await;
+    assert!(
+        stderr.contains("without a token") && stderr.contains("--token-file"),
+        "{stderr}"
+    );
+    let stderr = refused(&["--cluster-id", "c", "--listen", "unix:relative.sock"]).await;
+    assert!(stderr.contains("must be absolute"), "{stderr}");
+}
+
+/// `/metrics` of each process: the leader reports 1 for the component, the standby 0, and
+/// `/readyz?leader=` routes to the leader only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_and_leader_readiness_per_process() {
+    let c = TestCluster::start().await;
+    let http = http_client();
+    let (leader, standby, _) = leader_and_standby(&c, &http).await;
+    let text = |s: &Sidecar| {
+        let url = s.url("/metrics");
+        let http = http.clone();
+        async move {
+            let response = http.get(url).send().await.expect("GET /metrics");
+            assert_eq!(response.status(), StatusCode::OK);
+            let kind = response.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .to_string();
+            assert!(kind.starts_with("application/openmetrics-text"), "{kind}");
+            response.text().await.unwrap()
+        }
+    };
+    // One renewal at least (every 400 ms) before looking.
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let (l, s) = (text(&leader).await, text(&standby).await);
+    assert!(
+        l.contains("hakeeper_leader{component=\"dispatcher\"} 1"),
+        "{l}"
+    );
+    assert!(
+        s.contains("hakeeper_leader{component=\"dispatcher\"} 0"),
+        "{s}"
+    );
+    assert!(
+        l.contains("hakeeper_renew_duration_seconds_count{component=\"dispatcher\"}"),
+        "{l}"
+    );
+    assert!(
+        l.contains(&format!(
+            "hakeeper_configmap_data_bytes{{configmap=\"{DISPATCHER_CM}\"}}"
+        )),
+        "{l}"
+    );
+    let ready = |s: &Sidecar| http.get(s.url("/readyz?leader=dispatcher")).send();
+    assert_eq!(ready(&leader).await.unwrap().status(), StatusCode::OK);
+    assert_eq!(
+        ready(&standby).await.unwrap().status(),
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    drop((leader, standby));
+    c.cleanup().await;
+}
+
+/// `--flink-conf`: the cluster id, namespace, storage dir and timings come from Flink's file
+/// when no flag or environment variable gives them; a flag wins over the file; secrets in
+/// the file never reach the log, even at debug level.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flink_conf_fills_in_and_secrets_stay_out_of_the_log() {
+    let c = TestCluster::start().await;
+    let conf = c.path("config.yaml");
+    let storage = c.path("ha");
+    std::fs::write(
+        &conf,
+        format!(
+            "kubernetes:\n  cluster-id: from-file\n  namespace: {ns}\nhigh-availability:\n  type: kubernetes\n  storageDir: file://{dir}\n  kubernetes.leader-election.lease-duration: 5 s\n  kubernetes.leader-election.renew-deadline: 1500 ms\n  kubernetes.leader-election.retry-period: 400 ms\ns3.access-key: AKIAFILEACCESSKEY\ns3.secret-key: file-secret-value-42\ntaskmanager.numberOfTaskSlots: 4\n",
+            ns = c.namespace,
+            dir = storage.display()
+        ),
+    )
+    .unwrap();
+    let stderr_path = c.path("sidecar-flinkconf.stderr");
+    let mut child = hakeeper()
+        .arg("sidecar")
+        .args(["--listen", "127.0.0.1:0", "--log", "debug"])
+        .args(["--lease-duration", "2s"])
+        .arg("--flink-conf")
+        .arg(&conf)
+        .arg("--kubeconfig")
+        .arg(c.kubeconfig())
+        .args(["--contend", "dispatcher", "--address", "jm-file:6123"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&stderr_path).unwrap())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawning hakeeper sidecar");
+    let mut line = String::new();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    tokio::time::timeout(STARTUP, stdout.read_line(&mut line))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        line.starts_with("hakeeper sidecar: local API on http://127.0.0.1:"),
+        "{line}"
+    );
+    // The lock is in the file's namespace, under the file's cluster id, with the flag's lease.
+    let api = c.api::<ConfigMap>();
+    let record = eventually("the lock from the file's settings", ELECTION, || {
+        let api = api.clone();
+        async move {
+            let cm = api
+                .get_opt("from-file-dispatcher-leader")
+                .await
+                .map_err(|e| e.to_string())?
+                .ok_or("no ConfigMap yet")?;
+            let raw = cm
+                .metadata
+                .annotations
+                .and_then(|a| a.get(LEADER_ANNOTATION).cloned())
+                .ok_or("no lock yet")?;
+            LeaderRecord::parse(&raw).map_err(|e| e.to_string())
+        }
+    })
+    .await;
+    assert_eq!(
+        record.lease_duration,
+        Duration::from_secs(2),
+        "the flag wins over the file"
+    );
+    let _ = child.start_kill();
+    let _ = child.wait().await;
+    let log = std::fs::read_to_string(&stderr_path).unwrap();
+    assert!(log.contains("effective configuration"), "{log}");
+    assert!(
+        log.contains("renew-deadline=1.5s") && log.contains("retry-period=400ms"),
+        "{log}"
+    );
+    assert!(
+        log.contains(&format!("storage-dir=file://{}", storage.display())),
+        "{log}"
+    );
+    assert!(
+        !log.contains("file-secret-value-42"),
+        "the secret key was logged:\n{log}"
+    );
+    assert!(
+        !log.contains("AKIAFILEACCESSKEY"),
+        "the access key was logged:\n{log}"
+    );
     c.cleanup().await;
 }

@@ -147,6 +147,24 @@ async fn job_graphs_status_and_blobs_over_s3_in_flinks_layout() {
     )
     .await;
 
+    // readinessProbe for "route to the leader only".
+    let (status, _) = send(http.get(leader.url("/readyz?leader=dispatcher"))).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, body) = send(http.get(standby.url("/readyz?leader=dispatcher"))).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::SERVICE_UNAVAILABLE, Some("NotLeader")),
+        "{body}"
+    );
+    let (status, _) = send(http.get(leader.url("/readyz?leader=restserver"))).await;
+    assert_eq!(
+        status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "not contended here"
+    );
+    let (status, _) = send(http.get(leader.url("/readyz?leader=nonsense"))).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+
     let graph = vec![7u8; 225_971];
     let put = |base: &Local, session: Option<&str>, body: Vec<u8>| {
         let mut r = http
@@ -668,5 +686,81 @@ async fn a_full_configmap_is_refused_before_calling_the_api() {
     let size: usize = cm.iter().map(|(k, v)| k.len() + v.len()).sum();
     assert!(size <= 1 << 20, "{size}");
     leader.stop().await;
+    c.cleanup().await;
+}
+
+/// The API server becomes unreachable: the leader steps down by its renew deadline and its
+/// store writes fail with NotLeader, nobody leads while the server is away, and a leader is
+/// elected within lease + retry period once it is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_server_outage_stops_leader_work_and_a_leader_returns_after_it() {
+    common::init_logs();
+    let c = TestCluster::start().await;
+    let Some(server) = c.embedded("partitioning the API server") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = Location::parse(&format!("file://{}", tmp.path().display())).unwrap();
+    let storage = hakeeper::storage::open(&dir, &S3Options::default())
+        .await
+        .unwrap();
+    let a = Local::start(&c, storage.clone(), &dir, 1).await;
+    let b = Local::start(&c, storage.clone(), &dir, 1).await;
+    let http = reqwest::Client::new();
+    let component = format!("jobmanager/{JOB}");
+    let session = a.lead(&http, &component).await;
+    send(
+        http.put(b.url(&format!("/v1/leadership/{component}")))
+            .json(&json!({"address": "jm-b:6123"})),
+    )
+    .await;
+    let is_leader = |s: &Local| {
+        let url = s.url(&format!("/v1/leadership/{component}"));
+        let http = http.clone();
+        async move { send(http.get(url)).await.1["isLeader"] == true }
+    };
+
+    let outage = Duration::from_secs(5);
+    server.faults().partition(outage);
+    let cut = std::time::Instant::now();
+    // By the renew deadline the leader has stepped down, and its writes are refused.
+    tokio::time::sleep(TIMINGS.renew_deadline + Duration::from_millis(200)).await;
+    let (status, body) = send(
+        http.post(a.url(&format!("/v1/jobs/{JOB}/checkpoint-counter/increment")))
+            .header("Hakeeper-Session", &session),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::CONFLICT, Some("NotLeader")),
+        "{body}"
+    );
+    // Nobody leads while the server is unreachable.
+    while cut.elapsed() < outage - Duration::from_millis(300) {
+        assert!(
+            !is_leader(&a).await && !is_leader(&b).await,
+            "a leader during the outage at {:?}",
+            cut.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Back: a leader within lease + retry period (and a little for the round trips).
+    while cut.elapsed() < outage {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let back = std::time::Instant::now();
+    let bound = TIMINGS.lease_duration + TIMINGS.retry_period + Duration::from_millis(500);
+    loop {
+        if is_leader(&a).await || is_leader(&b).await {
+            break;
+        }
+        assert!(
+            back.elapsed() < bound,
+            "no leader within {bound:?} after the API server came back"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    a.stop().await;
+    b.stop().await;
     c.cleanup().await;
 }

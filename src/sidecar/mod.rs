@@ -28,6 +28,8 @@ use crate::lease::Timings;
 use crate::retrieval::{Retrieved, Retriever, follow_changes};
 use crate::stores::Payloads;
 
+pub mod listen;
+pub mod serve;
 mod store_api;
 
 /// At most this many components are followed without contending (one retriever each).
@@ -240,8 +242,17 @@ impl Sidecar {
                 ),
             ));
         }
+        // A follower of this component has been watching its lock: start from what it saw.
+        let followed = self.followers().remove(&component);
+        let observed = match followed {
+            Some(f) => {
+                f.changes.abort();
+                f.retriever.observation()
+            }
+            None => Default::default(),
+        };
         let c = &self.inner.config;
-        let elector = Elector::spawn(
+        let elector = Elector::spawn_from(
             c.client.clone(),
             &c.namespace,
             ElectionConfig {
@@ -252,13 +263,10 @@ impl Sidecar {
                 timings: c.timings,
                 owner: c.owner.clone(),
             },
+            observed,
         );
         let changes = log_changes(&component, elector.state(), |s| s.leader.clone());
         tracing::info!(component = %component, address = %address, "contending");
-        // Our own contender now reports this component; a follower of it is redundant.
-        if let Some(f) = self.followers().remove(&component) {
-            f.changes.abort();
-        }
         contenders.insert(
             component,
             Contender {
@@ -350,6 +358,21 @@ impl Sidecar {
     }
 }
 
+/// The local API, with every `/v1` call requiring `Authorization: Bearer <token>` when a
+/// token is given.
+pub fn router_with_token(sidecar: Sidecar, token: Option<String>) -> Router {
+    let router = router(sidecar);
+    match token {
+        Some(t) => {
+            let t: Arc<str> = t.into();
+            router.layer(axum::middleware::from_fn(move |req, next| {
+                listen::require_token(t.clone(), req, next)
+            }))
+        }
+        None => router,
+    }
+}
+
 /// The local API.
 pub fn router(sidecar: Sidecar) -> Router {
     let body_limit = sidecar
@@ -367,6 +390,7 @@ pub fn router(sidecar: Sidecar) -> Router {
                 .delete(delete_leadership),
         )
         .route("/livez", get(|| async { "ok" }))
+        .route("/metrics", get(metrics))
         .route("/readyz", get(readyz))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "NotFound", "no such endpoint") })
         .method_not_allowed_fallback(|| async {
@@ -483,7 +507,50 @@ async fn delete_leadership(
     }
 }
 
-async fn readyz(State(sidecar): State<Sidecar>) -> Response {
+/// `GET /metrics`: Prometheus text format.
+async fn metrics() -> Response {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        crate::metrics::get().encode(),
+    )
+        .into_response()
+}
+
+#[derive(Deserialize)]
+struct ReadyQuery {
+    leader: Option<String>,
+}
+
+/// `/readyz`: ready once every contender's watch has synced. `/readyz?leader=<component>`:
+/// ready only while this sidecar leads that component (confirmed, grant live), so that a
+/// readinessProbe routes a Service to the leader alone.
+async fn readyz(State(sidecar): State<Sidecar>, Query(q): Query<ReadyQuery>) -> Response {
+    if let Some(raw) = q.leader {
+        let component = match parse_component(&raw) {
+            Ok(c) => c,
+            Err(e) => return e.into_response(),
+        };
+        let leads = sidecar
+            .fence(&component)
+            .is_some_and(|f| f.current_session().is_some())
+            && sidecar
+                .contenders()
+                .get(&component)
+                .is_some_and(|c| c.elector.state().borrow().is_leader);
+        return if leads {
+            "leader".into_response()
+        } else {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "NotLeader",
+                format!("this sidecar does not lead {component}"),
+            )
+            .into_response()
+        };
+    }
     if sidecar.ready() {
         "ok".into_response()
     } else {

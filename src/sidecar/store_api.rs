@@ -113,6 +113,21 @@ impl From<StoreError> for ApiError {
     }
 }
 
+/// Run one store operation, recording its latency and, if it fails, its error kind.
+async fn timed<T>(
+    operation: &'static str,
+    work: impl std::future::Future<Output = Result<T, StoreError>>,
+) -> Result<T, StoreError> {
+    let started = std::time::Instant::now();
+    let result = work.await;
+    crate::metrics::observe_store(
+        operation,
+        started,
+        result.as_ref().err().map(StoreError::kind),
+    );
+    result
+}
+
 fn bad_request(message: impl Into<String>) -> ApiError {
     ApiError::new(StatusCode::BAD_REQUEST, "BadRequest", message)
 }
@@ -248,7 +263,7 @@ fn payload_response(body: Bytes, extra: &[(&'static str, String)]) -> Response {
 }
 
 async fn list_jobs(State(sidecar): State<Sidecar>) -> Result<Response, ApiError> {
-    let (ids, skipped) = sidecar.job_graphs()?.job_ids().await?;
+    let (ids, skipped) = timed("jobs_list", sidecar.job_graphs()?.job_ids()).await?;
     let ids: Vec<String> = ids.iter().map(ToString::to_string).collect();
     Ok(axum::Json(json!({"jobs": ids, "skipped": skipped})).into_response())
 }
@@ -261,10 +276,11 @@ async fn put_graph(
 ) -> Result<Response, ApiError> {
     let job = parse_job(&job)?;
     let (fence, session) = sidecar.leader_fence(&Component::Dispatcher, &headers)?;
-    let handle = sidecar
-        .job_graphs()?
-        .put(&fence, Some(session), &job, body)
-        .await?;
+    let handle = timed(
+        "graph_put",
+        sidecar.job_graphs()?.put(&fence, Some(session), &job, body),
+    )
+    .await?;
     Ok(axum::Json(json!({"jobId": job.to_string(), "handle": handle})).into_response())
 }
 
@@ -273,7 +289,7 @@ async fn get_graph(
     Path(job): Path<String>,
 ) -> Result<Response, ApiError> {
     let job = parse_job(&job)?;
-    match sidecar.job_graphs()?.get(&job).await? {
+    match timed("graph_get", sidecar.job_graphs()?.get(&job)).await? {
         Some((_, body)) => Ok(payload_response(body, &[])),
         None => Err(not_found(format!("no job graph stored for job {job}"))),
     }
@@ -286,10 +302,11 @@ async fn delete_graph(
 ) -> Result<Response, ApiError> {
     let job = parse_job(&job)?;
     let (fence, session) = sidecar.leader_fence(&Component::Dispatcher, &headers)?;
-    let removed = sidecar
-        .job_graphs()?
-        .remove(&fence, Some(session), &job)
-        .await?;
+    let removed = timed(
+        "graph_delete",
+        sidecar.job_graphs()?.remove(&fence, Some(session), &job),
+    )
+    .await?;
     if !removed.existed {
         return Err(not_found(format!("no job graph stored for job {job}")));
     }
@@ -328,10 +345,13 @@ async fn put_status(
     let job = parse_job(&job)?;
     let status = parse_status(&body)?;
     let (fence, session) = sidecar.leader_fence(&Component::Dispatcher, &headers)?;
-    sidecar
-        .job_graphs()?
-        .set_status(&fence, Some(session), &job, status)
-        .await?;
+    timed(
+        "status_put",
+        sidecar
+            .job_graphs()?
+            .set_status(&fence, Some(session), &job, status),
+    )
+    .await?;
     Ok(axum::Json(json!({"jobId": job.to_string(), "status": status})).into_response())
 }
 
@@ -340,7 +360,7 @@ async fn get_status(
     Path(job): Path<String>,
 ) -> Result<Response, ApiError> {
     let job = parse_job(&job)?;
-    match sidecar.job_graphs()?.status(&job).await? {
+    match timed("status_get", sidecar.job_graphs()?.status(&job)).await? {
         Some(status) => {
             Ok(axum::Json(json!({"jobId": job.to_string(), "status": status})).into_response())
         }
@@ -357,7 +377,7 @@ async fn add_checkpoint(
     let job = parse_job(&job)?;
     let id = parse_checkpoint_id(&id)?;
     let w = sidecar.checkpoint_writer(&job, &headers)?;
-    let added = w.store.add(&w.fence, w.session, id, body).await?;
+    let added = timed("checkpoint_add", w.store.add(&w.fence, w.session, id, body)).await?;
     Ok((
         StatusCode::CREATED,
         axum::Json(json!({
@@ -376,7 +396,7 @@ async fn list_checkpoints(
 ) -> Result<Response, ApiError> {
     let job = parse_job(&job)?;
     let store = sidecar.checkpoints(&job)?;
-    let (checkpoints, skipped) = store.list().await?;
+    let (checkpoints, skipped) = timed("checkpoint_list", store.list()).await?;
     Ok(axum::Json(
         json!({"jobId": job.to_string(), "checkpoints": checkpoints, "skipped": skipped}),
     )
@@ -389,7 +409,11 @@ async fn latest_checkpoint(
 ) -> Result<Response, ApiError> {
     let job = parse_job(&job)?;
     let strict = sidecar.store_settings()?.strict_recovery;
-    let recovered = sidecar.checkpoints(&job)?.recover(strict).await?;
+    let recovered = timed(
+        "checkpoint_recover",
+        sidecar.checkpoints(&job)?.recover(strict),
+    )
+    .await?;
     let skipped: Vec<String> = recovered.skipped.iter().map(|s| s.key.clone()).collect();
     match recovered.checkpoint {
         Some((meta, body)) => {
@@ -419,7 +443,7 @@ async fn get_checkpoint(
 ) -> Result<Response, ApiError> {
     let job = parse_job(&job)?;
     let id = parse_checkpoint_id(&id)?;
-    match sidecar.checkpoints(&job)?.get(id).await? {
+    match timed("checkpoint_get", sidecar.checkpoints(&job)?.get(id)).await? {
         Some((meta, body)) => Ok(payload_response(
             body,
             &[(CHECKPOINT_ID_HEADER, meta.id.to_string())],
@@ -438,7 +462,7 @@ async fn delete_checkpoint(
     let job = parse_job(&job)?;
     let id = parse_checkpoint_id(&id)?;
     let w = sidecar.checkpoint_writer(&job, &headers)?;
-    let removed = w.store.remove(&w.fence, w.session, id).await?;
+    let removed = timed("checkpoint_delete", w.store.remove(&w.fence, w.session, id)).await?;
     if !removed.existed {
         return Err(not_found(format!(
             "checkpoint {id} of job {job} is not retained"
@@ -455,7 +479,7 @@ async fn get_counter(
     Path(job): Path<String>,
 ) -> Result<Response, ApiError> {
     let job = parse_job(&job)?;
-    let value = sidecar.checkpoints(&job)?.counter().await?;
+    let value = timed("counter_get", sidecar.checkpoints(&job)?.counter()).await?;
     Ok(axum::Json(json!({"value": value})).into_response())
 }
 
@@ -477,7 +501,11 @@ async fn set_counter(
         ))
     })?;
     let w = sidecar.checkpoint_writer(&job, &headers)?;
-    w.store.set_counter(&w.fence, w.session, body.value).await?;
+    timed(
+        "counter_set",
+        w.store.set_counter(&w.fence, w.session, body.value),
+    )
+    .await?;
     Ok(axum::Json(json!({"value": body.value})).into_response())
 }
 
@@ -488,7 +516,7 @@ async fn increment_counter(
 ) -> Result<Response, ApiError> {
     let job = parse_job(&job)?;
     let w = sidecar.checkpoint_writer(&job, &headers)?;
-    let previous = w.store.increment(&w.fence, w.session).await?;
+    let previous = timed("counter_increment", w.store.increment(&w.fence, w.session)).await?;
     Ok(axum::Json(json!({"value": previous})).into_response())
 }
 
@@ -501,7 +529,7 @@ async fn put_blob(
     let blobs = sidecar.blobs()?;
     let (fence, session) = sidecar.leader_fence(&Component::Dispatcher, &headers)?;
     let size = body.len();
-    blobs.put(&fence, Some(session), &key, body).await?;
+    timed("blob_put", blobs.put(&fence, Some(session), &key, body)).await?;
     Ok(axum::Json(json!({"key": key, "size": size})).into_response())
 }
 
@@ -509,7 +537,7 @@ async fn get_blob(
     State(sidecar): State<Sidecar>,
     Path(key): Path<String>,
 ) -> Result<Response, ApiError> {
-    match sidecar.blobs()?.get(&key).await? {
+    match timed("blob_get", sidecar.blobs()?.get(&key)).await? {
         Some(body) => Ok(payload_response(body, &[])),
         None => Err(not_found(format!("no blob {key:?}"))),
     }
@@ -522,6 +550,6 @@ async fn delete_blob(
 ) -> Result<Response, ApiError> {
     let blobs = sidecar.blobs()?;
     let (fence, session) = sidecar.leader_fence(&Component::Dispatcher, &headers)?;
-    blobs.delete(&fence, Some(session), &key).await?;
+    timed("blob_delete", blobs.delete(&fence, Some(session), &key)).await?;
     Ok(axum::Json(json!({"key": key, "deleted": true})).into_response())
 }

@@ -101,6 +101,15 @@ impl From<FenceError> for StoreError {
 
 impl StoreError {
     fn storage(e: StorageError) -> Self {
+        let kind = match &e {
+            StorageError::NotFound { .. } => "not_found",
+            StorageError::AlreadyExists { .. } => "already_exists",
+            StorageError::TooLarge { .. } => "too_large",
+            StorageError::Unavailable { .. } => "unavailable",
+            StorageError::Rejected { .. } => "rejected",
+            StorageError::InvalidLocation { .. } | StorageError::WrongStore { .. } => "invalid",
+        };
+        crate::metrics::storage_error(kind);
         match e {
             StorageError::Unavailable { .. } => StoreError::StorageUnavailable(e),
             other => StoreError::Storage(other),
@@ -170,7 +179,10 @@ impl Payloads {
         for _ in 0..NAME_ATTEMPTS {
             let location = self.cluster_dir.join(&plan::payload_name(prefix));
             match self.storage.put_new(&location, body.clone()).await {
-                Ok(()) => return Ok(StateHandle::new(location.to_string(), body.len() as i64)),
+                Ok(()) => {
+                    crate::metrics::payload_written(body.len());
+                    return Ok(StateHandle::new(location.to_string(), body.len() as i64));
+                }
                 Err(e @ StorageError::AlreadyExists { .. }) => last = Some(e),
                 Err(e) => return Err(StoreError::storage(e)),
             }
@@ -1026,7 +1038,10 @@ impl Blobs {
         fence.check(session)?;
         self.payloads.check_size(body.len())?;
         match self.payloads.storage.put_new(&location, body.clone()).await {
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                crate::metrics::payload_written(body.len());
+                Ok(())
+            }
             Err(StorageError::AlreadyExists { .. }) => {
                 let existing = self
                     .payloads

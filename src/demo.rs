@@ -1,0 +1,531 @@
+//! `hakeeper demo`: the whole system on one machine, with nothing installed. An embedded API
+//! server, a temporary `file://` storage dir (or the one given), three `hakeeper sidecar`
+//! child processes, and next to each a simulated JobManager (`examples/jobmanager.rs`) that
+//! uses only its sidecar's HTTP API. The demo crashes the job's leader (SIGKILL), waits for
+//! the takeover, terminates the next leader gracefully (SIGTERM), waits again, and checks
+//! that every new leader recovered the job graph and the newest acknowledged checkpoint.
+
+#[path = "../examples/jobmanager.rs"]
+mod jobmanager;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+use tokio::sync::{mpsc, watch};
+
+use crate::apiserver::{DevServer, DevServerConfig};
+use crate::lease::Timings;
+use crate::storage::{Location, S3Options};
+use crate::{Error, Result};
+use jobmanager::Event;
+
+pub const CLUSTER_ID: &str = "demo";
+pub const JOB_ID: &str = "d3e0c0de0000000000000000000000a1";
+const JOBMANAGERS: usize = 3;
+
+/// Short timings so that the demo runs in seconds; production uses 15 s / 10 s / 2 s.
+pub const DEMO_TIMINGS: Timings = Timings {
+    lease_duration: Duration::from_secs(3),
+    renew_deadline: Duration::from_secs(2),
+    retry_period: Duration::from_millis(500),
+};
+
+pub struct DemoParams {
+    /// The hakeeper binary, started as `hakeeper sidecar`.
+    pub exe: PathBuf,
+    pub timings: Timings,
+    /// `None`: a temporary `file://` directory.
+    pub storage_dir: Option<Location>,
+    pub s3: S3Options,
+    pub checkpoint_interval: Duration,
+    /// Checkpoints to take between the phases.
+    pub checkpoints_per_phase: usize,
+    pub keep_running: bool,
+}
+
+/// One check and whether it held.
+#[derive(Debug, Clone)]
+pub struct Check {
+    pub what: String,
+    pub held: bool,
+}
+
+#[derive(Debug, Default)]
+pub struct DemoReport {
+    pub checks: Vec<Check>,
+    pub takeovers: Vec<(String, Duration)>,
+    pub acknowledged: Vec<u64>,
+    pub lost: usize,
+}
+
+impl DemoReport {
+    pub fn passed(&self) -> bool {
+        !self.checks.is_empty() && self.checks.iter().all(|c| c.held)
+    }
+
+    fn check(&mut self, what: impl Into<String>, held: bool) {
+        let what = what.into();
+        println!("  {} {what}", if held { "ok  " } else { "FAIL" });
+        self.checks.push(Check { what, held });
+    }
+}
+
+struct SidecarProcess {
+    name: String,
+    url: String,
+    child: Child,
+}
+
+fn demo_error(what: impl std::fmt::Display) -> Error {
+    Error::Config(format!("demo: {what}"))
+}
+
+async fn start_sidecar(
+    params: &DemoParams,
+    dir: &Path,
+    kubeconfig: &Path,
+    storage: &Location,
+    n: usize,
+) -> Result<SidecarProcess> {
+    let name = format!("jm-{n}");
+    let log = std::fs::File::create(dir.join(format!("{name}.log")))
+        .map_err(|e| Error::io("creating a sidecar log", e))?;
+    let t = params.timings;
+    let mut cmd = Command::new(&params.exe);
+    cmd.arg("sidecar")
+        .args([
+            "--cluster-id",
+            CLUSTER_ID,
+            "--listen",
+            "127.0.0.1:0",
+            "--identity",
+            &name,
+            "--namespace",
+            "default",
+        ])
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .args(["--storage-dir", &storage.to_string()])
+        .args([
+            "--lease-duration",
+            &format!("{}ms", t.lease_duration.as_millis()),
+        ])
+        .args([
+            "--renew-deadline",
+            &format!("{}ms", t.renew_deadline.as_millis()),
+        ])
+        .args([
+            "--retry-period",
+            &format!("{}ms", t.retry_period.as_millis()),
+        ])
+        .args(["--log", "info"])
+        .env("NO_COLOR", "1")
+        .env_remove("KUBECONFIG");
+    if let Some(endpoint) = &params.s3.endpoint {
+        cmd.args(["--s3-endpoint", endpoint]);
+    }
+    if params.s3.path_style {
+        cmd.arg("--s3-path-style");
+    }
+    if let Some(region) = &params.s3.region {
+        cmd.args(["--s3-region", region]);
+    }
+    // Secrets go through the environment, never the command line.
+    if let (Some(a), Some(s)) = (&params.s3.access_key, &params.s3.secret_key) {
+        cmd.env("HAKEEPER_S3_ACCESS_KEY", a)
+            .env("HAKEEPER_S3_SECRET_KEY", s);
+    }
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(log)
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| Error::io(format!("starting {}", params.exe.display()), e))?;
+    let stdout = child.stdout.take().ok_or_else(|| demo_error("no stdout"))?;
+    let mut line = String::new();
+    let read = tokio::time::timeout(
+        Duration::from_secs(15),
+        BufReader::new(stdout).read_line(&mut line),
+    )
+    .await;
+    let url = match read {
+        Ok(Ok(n)) if n > 0 => line
+            .trim()
+            .strip_prefix("hakeeper sidecar: local API on ")
+            .map(str::to_string),
+        _ => None,
+    }
+    .ok_or_else(|| {
+        demo_error(format!(
+            "sidecar {name} did not start (see {})",
+            dir.join(format!("{name}.log")).display()
+        ))
+    })?;
+    Ok(SidecarProcess { name, url, child })
+}
+
+fn signal(child: &Child, sig: libc::c_int) -> Result<()> {
+    let pid = child
+        .id()
+        .ok_or_else(|| demo_error("the process has already exited"))?;
+    // SAFETY: kill(2) with a pid we own and a valid signal number has no memory effects.
+    let rc = unsafe { libc::kill(pid as libc::pid_t, sig) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(Error::io(
+            "sending a signal",
+            std::io::Error::last_os_error(),
+        ))
+    }
+}
+
+/// The timeline as it happens, and who leads what.
+struct Timeline {
+    started: Instant,
+    events: mpsc::UnboundedReceiver<(Instant, String, Event)>,
+    leaders: BTreeMap<String, String>,
+    acknowledged: Vec<(Instant, String, u64)>,
+    recovered: Vec<(Instant, String, Option<u64>)>,
+    graphs: Vec<(String, bool)>,
+}
+
+impl Timeline {
+    fn print(&self, at: Instant, who: &str, what: &str) {
+        println!(
+            "  {:>7.3}s  {who:<5} {what}",
+            at.duration_since(self.started).as_secs_f64()
+        );
+    }
+
+    fn record(&mut self, at: Instant, who: String, event: Event) {
+        match &event {
+            Event::Leading { component, session } => {
+                self.leaders.insert(component.clone(), who.clone());
+                self.print(
+                    at,
+                    &who,
+                    &format!(
+                        "leads {component} (session {})",
+                        &session[..8.min(session.len())]
+                    ),
+                );
+            }
+            Event::Lost { component, why } => {
+                if self.leaders.get(component) == Some(&who) {
+                    self.leaders.remove(component);
+                }
+                self.print(at, &who, &format!("stopped leading {component}: {why}"));
+            }
+            Event::JobGraph { recovered, bytes } => {
+                self.graphs.push((who.clone(), *recovered));
+                let how = if *recovered {
+                    "recovered the job graph"
+                } else {
+                    "submitted the job graph"
+                };
+                self.print(at, &who, &format!("{how} ({bytes} bytes)"));
+            }
+            Event::JobRunning => self.print(at, &who, "marked the job RUNNING"),
+            Event::Recovered {
+                checkpoint,
+                skipped,
+            } => {
+                self.recovered.push((at, who.clone(), *checkpoint));
+                let what = match checkpoint {
+                    Some(id) => format!("recovered checkpoint {id}"),
+                    None => "found no checkpoint to recover: starting fresh".into(),
+                };
+                let skipped = skipped
+                    .as_ref()
+                    .map(|s| format!(" (skipped {s})"))
+                    .unwrap_or_default();
+                self.print(at, &who, &format!("{what}{skipped}"));
+            }
+            Event::Checkpoint { id } => {
+                self.acknowledged.push((at, who.clone(), *id));
+                self.print(at, &who, &format!("checkpoint {id} acknowledged"));
+            }
+            Event::Error { what } => self.print(at, &who, &format!("error: {what}")),
+        }
+    }
+
+    /// Consume events until `done` says so, or fail after `timeout`.
+    async fn until(
+        &mut self,
+        timeout: Duration,
+        what: &str,
+        mut done: impl FnMut(&Timeline) -> bool,
+    ) -> Result<()> {
+        let deadline = Instant::now() + timeout;
+        while !done(self) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match tokio::time::timeout(left, self.events.recv()).await {
+                Ok(Some((at, who, event))) => self.record(at, who, event),
+                Ok(None) => return Err(demo_error("every JobManager stopped")),
+                Err(_) => {
+                    return Err(demo_error(format!(
+                        "timed out after {timeout:?} waiting for {what}"
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn job_leader(&self) -> Option<String> {
+        self.leaders.get(&format!("jobmanager/{JOB_ID}")).cloned()
+    }
+
+    fn acked_by_since(&self, since: Instant) -> usize {
+        self.acknowledged
+            .iter()
+            .filter(|(at, _, _)| *at >= since)
+            .count()
+    }
+}
+
+/// Run the demo; prints as it goes. Returns the report (check `passed()`).
+pub async fn run(params: DemoParams) -> Result<DemoReport> {
+    let dir = std::env::temp_dir().join(format!("hakeeper-demo-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).map_err(|e| Error::io("creating the demo directory", e))?;
+    let result = run_in(&params, &dir).await;
+    if !params.keep_running {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    result
+}
+
+async fn run_in(params: &DemoParams, dir: &Path) -> Result<DemoReport> {
+    let t = params.timings;
+    let server = DevServer::start(DevServerConfig::default()).await?;
+    let kubeconfig = dir.join("kubeconfig");
+    server.write_kubeconfig(&kubeconfig)?;
+    let storage = match &params.storage_dir {
+        Some(l) => l.clone(),
+        None => {
+            Location::parse(&format!("file://{}", dir.join("ha").display())).map_err(demo_error)?
+        }
+    };
+    println!("hakeeper demo: cluster {CLUSTER_ID:?}, job {JOB_ID}");
+    println!(
+        "  API server {} (embedded), storage {storage}",
+        server.url()
+    );
+    println!(
+        "  timings: lease {:?}, renew deadline {:?}, retry period {:?} (short, for the demo; production: 15s/10s/2s)",
+        t.lease_duration, t.renew_deadline, t.retry_period
+    );
+    let mut sidecars = Vec::new();
+    for n in 0..JOBMANAGERS {
+        sidecars.push(start_sidecar(params, dir, &kubeconfig, &storage, n).await?);
+    }
+    for s in &sidecars {
+        println!("  {}: sidecar on {}", s.name, s.url);
+    }
+    let (events_tx, events) = mpsc::unbounded_channel();
+    let mut stops = BTreeMap::new();
+    let mut tasks = Vec::new();
+    for s in &sidecars {
+        let (stop_tx, stop) = watch::channel(false);
+        stops.insert(s.name.clone(), stop_tx);
+        let config = jobmanager::Config {
+            sidecar: s.url.clone(),
+            name: s.name.clone(),
+            job_id: JOB_ID.into(),
+            checkpoint_interval: params.checkpoint_interval,
+            payload_bytes: 4096,
+        };
+        tasks.push(tokio::spawn(jobmanager::run(
+            config,
+            events_tx.clone(),
+            stop,
+        )));
+    }
+    drop(events_tx);
+    let mut timeline = Timeline {
+        started: Instant::now(),
+        events,
+        leaders: BTreeMap::new(),
+        acknowledged: Vec::new(),
+        recovered: Vec::new(),
+        graphs: Vec::new(),
+    };
+    let mut report = DemoReport::default();
+    println!("\ntimeline:");
+    let per_phase = params.checkpoints_per_phase;
+    let phase_timeout =
+        params.checkpoint_interval * (per_phase as u32 * 4) + Duration::from_secs(10);
+    let takeover_bound = t.lease_duration + t.retry_period + Duration::from_secs(1);
+    let start = Instant::now();
+    timeline
+        .until(phase_timeout, "a first leader and its checkpoints", |tl| {
+            tl.job_leader().is_some() && tl.acked_by_since(start) >= per_phase
+        })
+        .await?;
+
+    for (label, sig) in [
+        ("crash (SIGKILL)", libc::SIGKILL),
+        ("graceful stop (SIGTERM)", libc::SIGTERM),
+    ] {
+        // The dispatcher leader, which also runs (and usually leads) the job.
+        let victim = timeline
+            .leaders
+            .get("dispatcher")
+            .cloned()
+            .ok_or_else(|| demo_error("no dispatcher leader"))?;
+        let last_acked = timeline.acknowledged.last().map(|(_, _, id)| *id);
+        let process = sidecars
+            .iter()
+            .find(|s| s.name == victim)
+            .ok_or_else(|| demo_error("unknown leader"))?;
+        let at = Instant::now();
+        timeline.print(
+            at,
+            &victim,
+            &format!("<- {label} of its pod (sidecar and JobManager)"),
+        );
+        signal(&process.child, sig)?;
+        if let Some(stop) = stops.get(&victim) {
+            let _ = stop.send(true);
+        }
+        timeline
+            .until(
+                takeover_bound + Duration::from_secs(5),
+                "a takeover",
+                |tl| {
+                    tl.job_leader().is_some_and(|l| l != victim)
+                        && tl.recovered.last().is_some_and(|(r, _, _)| *r > at)
+                },
+            )
+            .await?;
+        let new_leader = timeline.job_leader().unwrap_or_default();
+        let (led_at, recovered) = timeline
+            .recovered
+            .last()
+            .map(|(r, _, id)| (*r, *id))
+            .ok_or_else(|| demo_error("no recovery"))?;
+        let takeover = led_at.duration_since(at);
+        report.takeovers.push((label.to_string(), takeover));
+        timeline.print(
+            led_at,
+            &new_leader,
+            &format!("took over after {:.0} ms", takeover.as_secs_f64() * 1000.0),
+        );
+        timeline
+            .until(phase_timeout, "checkpoints after the takeover", |tl| {
+                tl.acked_by_since(led_at) >= per_phase
+            })
+            .await?;
+        report.check(
+            format!("{label}: {new_leader} took over the job within {takeover_bound:?}"),
+            takeover <= takeover_bound,
+        );
+        report.check(
+            format!("{label}: {new_leader} recovered the newest acknowledged checkpoint ({last_acked:?})"),
+            recovered == last_acked,
+        );
+        let lost = timeline
+            .acknowledged
+            .iter()
+            .filter(|(a, _, id)| *a < at && Some(*id) > recovered)
+            .count();
+        report.lost += lost;
+        report.check(
+            format!("{label}: acknowledged checkpoints lost: {lost}"),
+            lost == 0,
+        );
+        let next = timeline
+            .acknowledged
+            .iter()
+            .find(|(a, _, _)| *a > led_at)
+            .map(|(_, _, id)| *id);
+        report.check(
+            format!("{label}: checkpointing carried on from the next id ({next:?})"),
+            next > recovered,
+        );
+        let (graph_by, recovered_graph) = timeline.graphs.last().cloned().unwrap_or_default();
+        report.check(
+            format!("{label}: the new dispatcher leader ({graph_by}) recovered the job graph"),
+            graph_by != victim && recovered_graph,
+        );
+    }
+    for stop in stops.values() {
+        let _ = stop.send(true);
+    }
+    for task in tasks {
+        let _ = task.await;
+    }
+    // Drain what is left of the timeline.
+    while let Ok((at, who, event)) = timeline.events.try_recv() {
+        timeline.record(at, who, event);
+    }
+    let ids: Vec<u64> = timeline.acknowledged.iter().map(|(_, _, id)| *id).collect();
+    report.check(
+        "checkpoint ids only ever increased",
+        ids.windows(2).all(|w| w[0] < w[1]),
+    );
+    report.acknowledged = ids;
+
+    println!("\nHA state (hakeeper inspect --cluster-id {CLUSTER_ID}):");
+    match inspect_view(&server, &storage, &params.s3).await {
+        Ok(view) => print!("{view}"),
+        Err(e) => report.check(format!("inspect view: {e}"), false),
+    }
+
+    println!("\nsummary:");
+    for (label, d) in &report.takeovers {
+        println!(
+            "  takeover after {label}: {:.0} ms",
+            d.as_secs_f64() * 1000.0
+        );
+    }
+    println!(
+        "  checkpoints acknowledged: {} (ids {}..={}), acknowledged checkpoints lost: {}",
+        report.acknowledged.len(),
+        report.acknowledged.first().copied().unwrap_or(0),
+        report.acknowledged.last().copied().unwrap_or(0),
+        report.lost
+    );
+    let failed = report.checks.iter().filter(|c| !c.held).count();
+    println!(
+        "  checks: {} held, {failed} failed",
+        report.checks.len() - failed
+    );
+
+    if params.keep_running {
+        println!("\nstill running (Ctrl-C to stop):");
+        println!(
+            "  kubectl --kubeconfig {} describe cm {CLUSTER_ID}-{JOB_ID}-jobmanager-leader",
+            kubeconfig.display()
+        );
+        for s in sidecars.iter().filter(|s| s.child.id().is_some()) {
+            println!("  curl -s {}/v1/leadership/dispatcher", s.url);
+        }
+        let _ = tokio::signal::ctrl_c().await;
+    }
+    for s in &mut sidecars {
+        if signal(&s.child, libc::SIGTERM).is_ok() {
+            let _ = tokio::time::timeout(Duration::from_secs(5), s.child.wait()).await;
+        }
+    }
+    server.shutdown().await?;
+    Ok(report)
+}
+
+/// The inspect view of the demo cluster.
+async fn inspect_view(server: &DevServer, storage: &Location, s3: &S3Options) -> Result<String> {
+    let cluster = CLUSTER_ID.parse().map_err(demo_error)?;
+    let configmaps = crate::inspect::collect(server.client().await?, "default", &cluster).await?;
+    let mut report = crate::inspect::build(&cluster, &configmaps, jiff::Timestamp::now());
+    let store = crate::storage::open(storage, s3)
+        .await
+        .map_err(demo_error)?;
+    crate::inspect::verify(&mut report, store.as_ref()).await;
+    Ok(crate::inspect::render_table(&report))
+}
