@@ -8,7 +8,12 @@ bin=target/release/hakeeper
 rest="${1:-60}"
 job=0123456789abcdef0123456789abcdef
 work="$(mktemp -d)"
-cleanup() { kill "${sidecar_pid:-}" "${dev_pid:-}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"; }
+cleanup() {
+  # The sidecar first, so that it can release its leases while the API server is still up.
+  if [ -n "${sidecar_pid:-}" ]; then kill "$sidecar_pid" 2>/dev/null || true; wait "$sidecar_pid" 2>/dev/null || true; fi
+  if [ -n "${dev_pid:-}" ]; then kill "$dev_pid" 2>/dev/null || true; wait "$dev_pid" 2>/dev/null || true; fi
+  rm -rf "$work"
+}
 trap cleanup EXIT
 
 "$bin" dev --kubeconfig-out "$work/kubeconfig" --log warn > "$work/dev.out" &
@@ -22,7 +27,7 @@ start_ns=$(date +%s%N)
 sidecar_pid=$!
 url=""
 for _ in $(seq 400); do
-  url=$(sed -n 's/^hakeeper sidecar: local API on //p' "$work/sidecar.out")
+  url=$(sed -n 's/^hakeeper sidecar: local API on //p' "$work/sidecar.out" 2>/dev/null || true)
   [ -n "$url" ] && break; sleep 0.005
 done
 leads() { curl -fs "$url/readyz?leader=$1" > /dev/null; }
