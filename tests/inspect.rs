@@ -48,18 +48,7 @@ async fn lead(c: &TestCluster, component: Component) -> (Elector, uuid::Uuid) {
             owner: None,
         },
     );
-    let mut state = elector.state();
-    let session = tokio::time::timeout(Duration::from_secs(10), async {
-        loop {
-            let s = state.borrow_and_update().clone();
-            if let (true, Some(session)) = (s.is_leader, s.session_id) {
-                return session;
-            }
-            state.changed().await.expect("elector running");
-        }
-    })
-    .await
-    .expect("leadership within 10 s");
+    let session = common::wait_leader(&elector).await;
     (elector, session)
 }
 

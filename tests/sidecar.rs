@@ -905,6 +905,26 @@ async fn sigterm_right_after_start_is_handled() {
     c.cleanup().await;
 }
 
+/// Start `hakeeper sidecar ARGS` (stderr to `stderr`) and read its first line of output.
+async fn spawn_sidecar(args: &[&std::ffi::OsStr], stderr: &std::path::Path) -> (Child, String) {
+    let mut child = hakeeper()
+        .arg("sidecar")
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(stderr).unwrap())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawning hakeeper sidecar");
+    let mut line = String::new();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    tokio::time::timeout(STARTUP, stdout.read_line(&mut line))
+        .await
+        .expect("announced within the startup time")
+        .unwrap();
+    (child, line.trim().to_string())
+}
+
 /// A request over a Unix socket (reqwest does not speak them): status and body.
 async fn unix_get(socket: &std::path::Path, path: &str, token: Option<&str>) -> (u16, String) {
     use http_body_util::BodyExt;
@@ -942,41 +962,36 @@ async fn unix_socket_and_token() {
     std::fs::write(&token_file, "t0ps3cret\n").unwrap();
     let listen = format!("unix:{}", socket.display());
     let stderr = c.path("sidecar-unix.stderr");
-    let mut child = hakeeper()
-        .arg("sidecar")
-        .args([
-            "--cluster-id",
-            CLUSTER_ID,
-            "--namespace",
-            &c.namespace,
-            "--listen",
-            &listen,
+    let flags = [
+        "--cluster-id",
+        CLUSTER_ID,
+        "--namespace",
+        &c.namespace,
+        "--listen",
+        &listen,
+    ];
+    let args: Vec<&std::ffi::OsStr> = flags
+        .iter()
+        .map(std::ffi::OsStr::new)
+        .chain([
+            "--token-file".as_ref(),
+            token_file.as_os_str(),
+            "--kubeconfig".as_ref(),
+            c.kubeconfig().as_os_str(),
         ])
-        .arg("--token-file")
-        .arg(&token_file)
-        .arg("--kubeconfig")
-        .arg(c.kubeconfig())
-        .args(TIMINGS)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(&stderr).unwrap())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawning hakeeper sidecar");
-    let mut line = String::new();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    tokio::time::timeout(STARTUP, stdout.read_line(&mut line))
-        .await
-        .expect("announced within the startup time")
-        .unwrap();
-    assert_eq!(
-        line.trim(),
-        format!("hakeeper sidecar: local API on {listen}")
-    );
+        .chain(TIMINGS.iter().map(std::ffi::OsStr::new))
+        .collect();
+    let (mut child, line) = spawn_sidecar(&args, &stderr).await;
+    assert_eq!(line, format!("hakeeper sidecar: local API on {listen}"));
     let mode = std::fs::metadata(&socket).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600, "the socket is private to its user");
-    // Probes need no token; /v1 calls do.
+    // Probes and the API description need no token; /v1 calls do.
     assert_eq!(unix_get(&socket, "/livez", None).await.0, 200);
+    let (status, body) = unix_get(&socket, "/openapi.json", None).await;
+    assert_eq!(status, 200);
+    let doc: Value = serde_json::from_str(&body).expect("JSON");
+    assert_eq!(doc["openapi"], "3.0.3");
+    assert!(doc["paths"]["/v1/jobs/{jobId}/checkpoints/{checkpointId}"]["post"].is_object());
     let (status, body) = unix_get(&socket, "/v1/leadership/dispatcher", None).await;
     assert_eq!(status, 401, "{body}");
     assert!(body.contains("\"Unauthorized\""), "{body}");
@@ -1070,27 +1085,29 @@ async fn flink_conf_fills_in_and_secrets_stay_out_of_the_log() {
     )
     .unwrap();
     let stderr_path = c.path("sidecar-flinkconf.stderr");
-    let mut child = hakeeper()
-        .arg("sidecar")
-        .args(["--listen", "127.0.0.1:0", "--log", "debug"])
-        .args(["--lease-duration", "2s"])
-        .arg("--flink-conf")
-        .arg(&conf)
-        .arg("--kubeconfig")
-        .arg(c.kubeconfig())
-        .args(["--contend", "dispatcher", "--address", "jm-file:6123"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(&stderr_path).unwrap())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawning hakeeper sidecar");
-    let mut line = String::new();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    tokio::time::timeout(STARTUP, stdout.read_line(&mut line))
-        .await
-        .unwrap()
-        .unwrap();
+    let flags = [
+        "--listen",
+        "127.0.0.1:0",
+        "--log",
+        "debug",
+        "--lease-duration",
+        "2s",
+        "--contend",
+        "dispatcher",
+        "--address",
+        "jm-file:6123",
+    ];
+    let args: Vec<&std::ffi::OsStr> = flags
+        .iter()
+        .map(std::ffi::OsStr::new)
+        .chain([
+            "--flink-conf".as_ref(),
+            conf.as_os_str(),
+            "--kubeconfig".as_ref(),
+            c.kubeconfig().as_os_str(),
+        ])
+        .collect();
+    let (mut child, line) = spawn_sidecar(&args, &stderr_path).await;
     assert!(
         line.starts_with("hakeeper sidecar: local API on http://127.0.0.1:"),
         "{line}"

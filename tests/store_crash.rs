@@ -71,7 +71,7 @@ async fn rig() -> Option<(Rig, Elector, TestCluster)> {
             owner: None,
         },
     );
-    let session = wait_leader(&elector).await;
+    let session = common::wait_leader(&elector).await;
     let dir = tempfile::tempdir().unwrap();
     let root = Location::parse(&format!("file://{}", dir.path().display())).unwrap();
     let inner = hakeeper::storage::open(&root, &S3Options::default())
@@ -479,7 +479,7 @@ async fn a_deposed_leader_leaves_an_orphan_payload_at_most() {
         &cluster.namespace,
         config("jm-a"),
     );
-    let a_session = wait_leader(&a).await;
+    let a_session = common::wait_leader(&a).await;
     let b = Elector::spawn(
         cluster.fresh_client().await,
         &cluster.namespace,
@@ -514,7 +514,7 @@ async fn a_deposed_leader_leaves_an_orphan_payload_at_most() {
         let (store, fence) = (checkpoints.clone(), fence_a.clone());
         tokio::spawn(async move { store.increment(&fence, Some(a_session)).await })
     };
-    let b_session = wait_leader(&b).await;
+    let b_session = common::wait_leader(&b).await;
     let add = tokio::time::timeout(Duration::from_secs(30), add)
         .await
         .expect("add ends")
@@ -574,19 +574,4 @@ async fn a_deposed_leader_leaves_an_orphan_payload_at_most() {
     a.abort();
     b.abort();
     cluster.cleanup().await;
-}
-
-async fn wait_leader(elector: &Elector) -> uuid::Uuid {
-    let mut state = elector.state();
-    tokio::time::timeout(Duration::from_secs(10), async {
-        loop {
-            let s = state.borrow_and_update().clone();
-            if let (true, Some(session)) = (s.is_leader, s.session_id) {
-                return session;
-            }
-            state.changed().await.expect("elector running");
-        }
-    })
-    .await
-    .expect("leadership within 10 s")
 }

@@ -29,6 +29,7 @@ use crate::retrieval::{Retrieved, Retriever, follow_changes};
 use crate::stores::Payloads;
 
 pub mod listen;
+pub mod openapi;
 pub mod serve;
 mod store_api;
 
@@ -391,6 +392,10 @@ pub fn router(sidecar: Sidecar) -> Router {
         )
         .route("/livez", get(|| async { "ok" }))
         .route("/metrics", get(metrics))
+        .route(
+            "/openapi.json",
+            get(|| async { axum::Json(openapi::document()) }),
+        )
         .route("/readyz", get(readyz))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "NotFound", "no such endpoint") })
         .method_not_allowed_fallback(|| async {

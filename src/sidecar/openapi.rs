@@ -8,14 +8,14 @@
 
 use serde_json::{Value, json};
 
-/// Every `error` kind the API answers: docs/API.md's table, plus `Unauthorized` and
-/// `TooManyFollowed`.
-const ERROR_KINDS: [&str; 26] = [
+/// Every `error` kind the API answers: docs/API.md's table, plus `TooManyFollowed`.
+const ERROR_KINDS: [&str; 27] = [
     "BadRequest",
     "Invalid",
     "Unauthorized",
     "NotFound",
     "MethodNotAllowed",
+    "RequestTimeout",
     "Conflict",
     "NotLeader",
     "StaleSession",
@@ -107,7 +107,8 @@ pub fn document() -> Value {
             },
         },
     });
-    // The token middleware guards exactly the paths under /v1.
+    // The token middleware guards exactly the paths under /v1; the serving deadline bounds
+    // every request.
     if let Some(paths) = doc["paths"].as_object_mut() {
         for (path, item) in paths.iter_mut() {
             let guarded = path.starts_with("/v1");
@@ -118,6 +119,7 @@ pub fn document() -> Value {
                 if method == "parameters" {
                     continue;
                 }
+                op["responses"]["408"] = reference("responses", "RequestTimeout");
                 if guarded {
                     op["responses"]["401"] = reference("responses", "Unauthorized");
                 } else {
@@ -129,26 +131,36 @@ pub fn document() -> Value {
     doc
 }
 
+/// The deadline `serve` puts on every request but an event stream.
+fn request_timeout_secs() -> u64 {
+    super::serve::Limits::default().request_timeout.as_secs()
+}
+
 fn info() -> Value {
+    let timeout = request_timeout_secs();
     json!({
         "title": "hakeeper sidecar local API",
         "version": env!("CARGO_PKG_VERSION"),
         "license": {"name": "Apache-2.0"},
-        "description": "The sidecar's local HTTP/JSON API (default `127.0.0.1:7070`, or a `unix:` \
+        "description": format!(
+            "The sidecar's local HTTP/JSON API (default `127.0.0.1:7070`, or a `unix:` \
             socket): leader election for Flink's components, and Flink's HA stores (job graphs, \
             running-jobs registry, completed checkpoints, checkpoint counter, blobs).\n\n\
-            Every error is JSON `{\"error\": kind, \"message\": text}` (schema `Error`). A path \
+            Every error is JSON `{{\"error\": kind, \"message\": text}}` (schema `Error`). A path \
             the API does not serve answers 404 `NotFound`; a served path with a method it does \
             not take answers 405 `MethodNotAllowed` (see `components.responses`). GET routes \
             also answer HEAD.\n\n\
             Leader-only calls need `Hakeeper-Session: <sessionId>`, the `sessionId` of \
-            `GET /v1/leadership/{owner}` while `isLeader` is true; refusals are 409 \
+            `GET /v1/leadership/{{owner}}` while `isLeader` is true; refusals are 409 \
             `NotLeader` or `StaleSession`. The store endpoints need `--storage-dir`, else they \
             answer 503 `StorageNotConfigured`. Store request bodies are limited to \
             `--max-payload-bytes` (1 MiB without `--storage-dir`): 413 `PayloadTooLarge`.\n\n\
+            A request must complete within the request timeout ({timeout} s; a `watch=1` \
+            event stream is exempt), else 408 `RequestTimeout`.\n\n\
             Requests the framework rejects before a handler runs (a path segment that does not \
             percent-decode to UTF-8, a malformed query string, a leadership body over 2 MiB) \
-            get a plain-text 4xx instead of the JSON error.",
+            get a plain-text 4xx instead of the JSON error."
+        ),
     })
 }
 
@@ -996,6 +1008,13 @@ fn responses() -> Value {
     unauthorized["headers"] = json!({
         "WWW-Authenticate": {"schema": {"type": "string", "enum": ["Bearer"]}},
     });
+    let request_timeout = error(
+        &format!(
+            "The request did not complete within {} s (a `watch=1` event stream is exempt).",
+            request_timeout_secs()
+        ),
+        &["RequestTimeout"],
+    );
     let mut method_not_allowed = error(
         "The path is served but does not take this method (answered for any such call).",
         &["MethodNotAllowed"],
@@ -1008,6 +1027,7 @@ fn responses() -> Value {
     });
     json!({
         "Unauthorized": unauthorized,
+        "RequestTimeout": request_timeout,
         "NotFound": error(
             "No such endpoint (answered for any path the API does not serve).",
             &["NotFound"],
@@ -1374,8 +1394,8 @@ mod tests {
         }
     }
 
-    /// Every operation is complete, every path parameter declared, and the token guards
-    /// exactly the /v1 calls.
+    /// Every operation is complete, every path parameter declared, every request under the
+    /// serving deadline, and the token guards exactly the /v1 calls.
     #[test]
     fn operations_are_complete() {
         let doc = document();
@@ -1423,6 +1443,7 @@ mod tests {
                 .map(str::to_string)
                 .collect();
             assert_eq!(declared, templated, "{at}: path parameters");
+            assert!(responses.contains_key("408"), "{at}: no 408");
             if path.starts_with("/v1") {
                 assert!(op.get("security").is_none(), "{at}");
                 assert!(responses.contains_key("401"), "{at}: no 401");

@@ -228,3 +228,19 @@ pub fn init_logs() {
             .try_init();
     }
 }
+
+/// Wait (at most 10 s) until `elector` leads; its session.
+pub async fn wait_leader(elector: &hakeeper::election::Elector) -> uuid::Uuid {
+    let mut state = elector.state();
+    tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        loop {
+            let s = state.borrow_and_update().clone();
+            if let (true, Some(session)) = (s.is_leader, s.session_id) {
+                return session;
+            }
+            state.changed().await.expect("elector running");
+        }
+    })
+    .await
+    .expect("leadership within 10 s")
+}
