@@ -729,28 +729,43 @@ async fn sidecar(args: SidecarArgs) -> anyhow::Result<()> {
 }
 
 /// Bind a Unix socket readable and writable by this user only. A stale socket left by an
-/// earlier run is replaced; any other file at the path is an error.
+/// earlier run is replaced; any other file at the path is an error. The socket is bound in a
+/// private (0700) directory beside the path, made 0600, then renamed into place, so it is
+/// never reachable with looser permissions.
 #[cfg(unix)]
 fn bind_unix(path: &std::path::Path) -> anyhow::Result<tokio::net::UnixListener> {
-    use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+    use std::os::unix::fs::{DirBuilderExt, FileTypeExt, PermissionsExt};
     if let Ok(meta) = std::fs::symlink_metadata(path) {
         anyhow::ensure!(
             meta.file_type().is_socket(),
             "{} exists and is not a socket",
             path.display()
         );
-        std::fs::remove_file(path)
-            .with_context(|| format!("removing the stale socket {}", path.display()))?;
     }
-    // Created under a restrictive umask so that no one else can connect in between.
-    // SAFETY: umask(2) only changes this process's file creation mask.
-    let old = unsafe { libc::umask(0o177) };
-    let bound = tokio::net::UnixListener::bind(path);
-    unsafe { libc::umask(old) };
-    let listener = bound.with_context(|| format!("binding {}", path.display()))?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
-        .with_context(|| format!("restricting {}", path.display()))?;
-    Ok(listener)
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => std::path::Path::new("/"),
+    };
+    let private = parent.join(format!(".hakeeper-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(&private)
+        .with_context(|| format!("creating {}", private.display()))?;
+    let staged = private.join("api.sock");
+    let result = (|| {
+        let listener = std::os::unix::net::UnixListener::bind(&staged)
+            .with_context(|| format!("binding {}", path.display()))?;
+        std::fs::set_permissions(&staged, std::fs::Permissions::from_mode(0o600))
+            .with_context(|| format!("restricting {}", path.display()))?;
+        std::fs::rename(&staged, path)
+            .with_context(|| format!("moving the socket to {}", path.display()))?;
+        listener
+            .set_nonblocking(true)
+            .context("making the socket non-blocking")?;
+        tokio::net::UnixListener::from_std(listener).context("registering the socket")
+    })();
+    let _ = std::fs::remove_dir_all(&private);
+    result
 }
 
 async fn dev(args: DevArgs) -> anyhow::Result<()> {
