@@ -339,12 +339,18 @@ impl Fence {
         E: From<FenceError>,
     {
         let mut backoff = Duration::from_millis(5);
+        let mut read_fresh = false;
         for _ in 0..FENCE_ATTEMPTS {
             let (_, cached) = self.precheck(session)?;
-            let current = match cached {
-                Some(cm) => cm,
+            // A decision to write is checked by the server (the resourceVersion precondition);
+            // a decision to send nothing is not, so it is only taken on freshly read data.
+            let (current, fresh) = match cached.filter(|_| !read_fresh) {
+                Some(cm) => (cm, false),
                 None => match self.get().await? {
-                    Some(cm) => cm,
+                    Some(cm) => {
+                        self.remember(cm.clone());
+                        (cm, true)
+                    }
                     None => return Err(self.not_leader().into()),
                 },
             };
@@ -355,6 +361,10 @@ impl Fence {
             let mut next = current.clone();
             let mut data = next.data.take().unwrap_or_default();
             let value = match decide(&mut data)? {
+                Edit::Keep(_) if !fresh => {
+                    read_fresh = true;
+                    continue;
+                }
                 Edit::Keep(value) => {
                     return Ok(Applied {
                         value,
@@ -608,6 +618,9 @@ impl Drop for Elector {
         if let Some(task) = self.task.take() {
             task.abort();
         }
+        // No longer contending: no series that could read as "still leading", and none
+        // piling up for components (jobs) long gone.
+        crate::metrics::forget_component(&self.fence.component.to_string());
     }
 }
 

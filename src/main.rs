@@ -741,17 +741,22 @@ fn bind_unix(path: &std::path::Path) -> anyhow::Result<tokio::net::UnixListener>
             "{} exists and is not a socket",
             path.display()
         );
+        anyhow::ensure!(
+            std::os::unix::net::UnixStream::connect(path).is_err(),
+            "{} is in use by another process",
+            path.display()
+        );
     }
     let parent = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => std::path::Path::new("/"),
     };
-    let private = parent.join(format!(".hakeeper-{}", uuid::Uuid::new_v4().simple()));
+    let private = parent.join(format!(".hk-{:08x}", fastrand::u32(..)));
     std::fs::DirBuilder::new()
         .mode(0o700)
         .create(&private)
         .with_context(|| format!("creating {}", private.display()))?;
-    let staged = private.join("api.sock");
+    let staged = private.join("s");
     let result = (|| {
         let listener = std::os::unix::net::UnixListener::bind(&staged)
             .with_context(|| format!("binding {}", path.display()))?;

@@ -148,6 +148,17 @@ pub fn set_transitions(component: &str, transitions: u32) {
         .set(i64::from(transitions));
 }
 
+/// Drop a component's series (when this process stops contending for it).
+pub fn forget_component(component: &str) {
+    let label = ComponentLabel {
+        component: component.to_string(),
+    };
+    let m = get();
+    m.leader.remove(&label);
+    m.leader_transitions.remove(&label);
+    m.renew_seconds.remove(&label);
+}
+
 pub fn observe_renew(component: &str, started: Instant) {
     get()
         .renew_seconds
@@ -250,5 +261,8 @@ mod tests {
             "{text}"
         );
         assert!(text.ends_with("# EOF\n"), "{text}");
+        forget_component("dispatcher");
+        let text = get().encode();
+        assert!(!text.contains("component=\"dispatcher\""), "{text}");
     }
 }

@@ -575,3 +575,152 @@ async fn a_deposed_leader_leaves_an_orphan_payload_at_most() {
     b.abort();
     cluster.cleanup().await;
 }
+
+/// A write that landed although its answer was lost, while reads fail: the fence's cached
+/// ConfigMap does not have it. A removal must not take that stale copy's word that the key
+/// is already gone (and then delete the payload of a handle that is still there).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_cache_never_makes_a_removal_delete_a_referenced_payload() {
+    let Some((rig, elector, cluster)) = rig().await else {
+        return;
+    };
+    // Reads fail from now on, and the watch that would bring the landed write is cut.
+    rig.api_faults.set_reads_down(true);
+    cluster
+        .server
+        .as_ref()
+        .expect("embedded")
+        .faults()
+        .close_watches();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    rig.api_faults.push(Fault::LoseAnswer);
+    let added = rig
+        .store
+        .add(
+            &rig.fence,
+            Some(rig.session),
+            KEY,
+            Bytes::from_static(b"landed"),
+        )
+        .await;
+    assert_eq!(
+        added.map(|_| ()).map_err(|e| e.kind()),
+        Err("OutcomeUnknown")
+    );
+    // The add did land; the reader (another client) sees it.
+    let removed = rig.store.remove(&rig.fence, Some(rig.session), KEY).await;
+    rig.api_faults.set_reads_down(false);
+    let data = rig
+        .api
+        .get(rig.store.configmap())
+        .await
+        .unwrap()
+        .data
+        .unwrap_or_default();
+    match (removed, data.get(KEY)) {
+        // Refused for want of a fresh read: the entry and its payload are both still there.
+        (Err(_), Some(value)) => {
+            let h = handle::decode_base64(value).unwrap();
+            rig.payloads
+                .read(KEY, &h)
+                .await
+                .expect("the payload of a present handle exists");
+        }
+        (Ok(_), None) => {}
+        (result, value) => panic!("remove gave {result:?} and left {value:?}"),
+    }
+    elector.abort();
+    cluster.cleanup().await;
+}
+
+/// Recovery skips a checkpoint only for what is wrong with it (missing, truncated); a storage
+/// that refuses or cannot be reached says nothing about the checkpoint, so recovery fails
+/// instead of silently going back to an older one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recovery_does_not_fall_back_when_the_storage_refuses() {
+    let Some((rig, elector, cluster)) = rig().await else {
+        return;
+    };
+    let checkpoints = Checkpoints::new(
+        ConfigMapReader::new(rig.api.clone(), rig.store.configmap()),
+        rig.payloads.clone(),
+        3,
+    );
+    rig.store
+        .remove(&rig.fence, Some(rig.session), BYSTANDER)
+        .await
+        .unwrap();
+    for id in [1, 2] {
+        checkpoints
+            .add(
+                &rig.fence,
+                Some(rig.session),
+                id,
+                Bytes::from(format!("cp {id}")),
+            )
+            .await
+            .unwrap();
+    }
+    for (fault, kind) in [
+        (Fault::Refuse, "StorageError"),
+        (Fault::Unavailable, "StorageUnavailable"),
+    ] {
+        rig.storage.gets.push(fault);
+        let err = checkpoints
+            .recover(false)
+            .await
+            .expect_err("no fallback past a storage failure");
+        assert_eq!(err.kind(), kind, "{err}");
+    }
+    let (meta, _) = checkpoints
+        .recover(false)
+        .await
+        .unwrap()
+        .checkpoint
+        .unwrap();
+    assert_eq!(meta.id, 2);
+    elector.abort();
+    cluster.cleanup().await;
+}
+
+/// A handle (which anyone allowed to write the ConfigMap can forge) never makes the store
+/// read or delete anything outside the cluster's storage directory.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn handles_pointing_outside_the_cluster_directory_are_neither_read_nor_deleted() {
+    let Some((rig, elector, cluster)) = rig().await else {
+        return;
+    };
+    let outside = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(outside.path(), b"not yours").unwrap();
+    let forged = handle::encode_base64(&handle::StateHandle::new(
+        format!("file:{}", outside.path().display()),
+        9,
+    ));
+    rig.fence
+        .update(Some(rig.session), |data| {
+            data.insert(KEY.to_string(), forged.clone());
+            Ok(())
+        })
+        .await
+        .unwrap();
+    let err = rig.store.get(KEY).await.unwrap_err();
+    assert_eq!(err.kind(), "BadPayload", "{err}");
+    assert!(err.to_string().contains("is outside"), "{err}");
+    let removed = rig
+        .store
+        .remove(&rig.fence, Some(rig.session), KEY)
+        .await
+        .unwrap();
+    assert!(removed.existed);
+    assert_eq!(
+        removed.orphaned,
+        Some(format!("file:{}", outside.path().display()))
+    );
+    assert_eq!(
+        std::fs::read(outside.path()).unwrap(),
+        b"not yours",
+        "left alone"
+    );
+    elector.abort();
+    cluster.cleanup().await;
+}

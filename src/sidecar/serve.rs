@@ -122,7 +122,9 @@ pub async fn serve(
         let mut stop = shutdown.clone();
         connections.spawn(async move {
             let _permit = permit;
-            let mut builder = Builder::new(TokioExecutor::new());
+            // HTTP/1 only: no protocol sniffing read before the header timeout applies, and
+            // no HTTP/2 connection without one.
+            let mut builder = Builder::new(TokioExecutor::new()).http1_only();
             builder
                 .http1()
                 .timer(TokioTimer::new())

@@ -191,12 +191,25 @@ impl Payloads {
     }
 
     /// Read the payload a handle points at and check it is whole.
+    /// The location of a handle's payload, which must be under this cluster's directory: a
+    /// handle (anyone who can write the ConfigMap can write one) never makes the sidecar read
+    /// or delete anything else.
+    fn own(&self, path: &str) -> Result<Location, String> {
+        let location = Location::parse(path).map_err(|e| e.to_string())?;
+        if !location.is_under(&self.cluster_dir) {
+            return Err(format!("is outside {}", self.cluster_dir));
+        }
+        Ok(location)
+    }
+
     pub async fn read(&self, key: &str, handle: &StateHandle) -> Result<Bytes, StoreError> {
-        let location = Location::parse(&handle.path).map_err(|e| StoreError::BadPayload {
-            key: key.to_string(),
-            location: handle.path.clone(),
-            problem: e.to_string(),
-        })?;
+        let location = self
+            .own(&handle.path)
+            .map_err(|problem| StoreError::BadPayload {
+                key: key.to_string(),
+                location: handle.path.clone(),
+                problem,
+            })?;
         let body = match self.storage.get(&location, self.max_payload_bytes).await {
             Ok(b) => b,
             Err(StorageError::NotFound { .. }) => {
@@ -225,11 +238,14 @@ impl Payloads {
     /// Delete a payload that no handle references any more. A failure only leaves an
     /// orphan: it is logged and reported, not raised.
     async fn discard(&self, path: &str) -> Option<String> {
-        let result = match Location::parse(path) {
-            Ok(location) => self.storage.delete(&location).await,
-            Err(e) => Err(e),
+        let location = match self.own(path) {
+            Ok(l) => l,
+            Err(problem) => {
+                tracing::warn!(payload = %path, problem = %problem, "not deleting a payload outside this cluster's directory");
+                return Some(path.to_string());
+            }
         };
-        match result {
+        match self.storage.delete(&location).await {
             Ok(()) => None,
             Err(e) => {
                 tracing::warn!(payload = %path, error = %e, "could not delete payload; left as an orphan");
@@ -891,7 +907,14 @@ impl Checkpoints {
                         skipped,
                     });
                 }
-                Err(e @ (StoreError::BadPayload { .. } | StoreError::Storage(_))) => {
+                // Only what the checkpoint itself is to blame for is skipped; a refusal of
+                // the storage (access denied, no such bucket) says nothing about it.
+                Err(
+                    e @ (StoreError::BadPayload { .. }
+                    | StoreError::Storage(
+                        StorageError::TooLarge { .. } | StorageError::InvalidLocation { .. },
+                    )),
+                ) => {
                     if strict {
                         return Err(StoreError::NoRecoverableCheckpoint(e.to_string()));
                     }

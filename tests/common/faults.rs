@@ -38,6 +38,8 @@ pub struct FaultPlan {
     queue: Arc<Mutex<VecDeque<Fault>>>,
     /// Every matching call fails as `Drop` while set (a dead API server or bucket).
     down: Arc<std::sync::atomic::AtomicBool>,
+    /// API client only: every request but ConfigMap writes fails as `Drop` while set.
+    reads_down: Arc<std::sync::atomic::AtomicBool>,
     pub crashed: Arc<Notify>,
 }
 
@@ -48,6 +50,11 @@ impl FaultPlan {
 
     pub fn set_down(&self, down: bool) {
         self.down.store(down, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    pub fn set_reads_down(&self, down: bool) {
+        self.reads_down
+            .store(down, std::sync::atomic::Ordering::SeqCst);
     }
 
     fn next(&self) -> Option<Fault> {
@@ -115,7 +122,14 @@ where
         let is_write =
             req.method() == http::Method::PUT && req.uri().path().contains("/configmaps/");
         let down = plan.down.load(std::sync::atomic::Ordering::SeqCst);
-        let fault = if is_write || down { plan.next() } else { None };
+        let reads_down = plan.reads_down.load(std::sync::atomic::Ordering::SeqCst);
+        let fault = if is_write || down {
+            plan.next()
+        } else if reads_down {
+            Some(Fault::Drop)
+        } else {
+            None
+        };
         Box::pin(async move {
             match fault {
                 None | Some(Fault::Pass) => inner.oneshot(req).await.map_err(Into::into),
@@ -144,6 +158,8 @@ pub struct FaultyStore {
     pub inner: Arc<dyn ObjectStore>,
     pub puts: FaultPlan,
     pub deletes: FaultPlan,
+    /// Reads: `Refuse` and `Unavailable` only.
+    pub gets: FaultPlan,
 }
 
 impl FaultyStore {
@@ -152,6 +168,7 @@ impl FaultyStore {
             inner,
             puts: FaultPlan::default(),
             deletes: FaultPlan::default(),
+            gets: FaultPlan::default(),
         })
     }
 }
@@ -199,7 +216,13 @@ impl ObjectStore for FaultyStore {
         location: &'a Location,
         limit: u64,
     ) -> BoxFuture<'a, Result<Bytes, StorageError>> {
-        self.inner.get(location, limit)
+        Box::pin(async move {
+            match self.gets.next() {
+                Some(Fault::Refuse) => Err(refused(location)),
+                Some(Fault::Unavailable | Fault::Drop) => Err(unavailable(location)),
+                _ => self.inner.get(location, limit).await,
+            }
+        })
     }
 
     fn size<'a>(
