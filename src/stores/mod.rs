@@ -888,7 +888,8 @@ impl Checkpoints {
     }
 
     /// The newest checkpoint whose payload is whole. Newer ones that are not (missing,
-    /// truncated, unreadable, undecodable) are skipped and reported; with `strict`, the
+    /// truncated, too large, outside the cluster's directory, undecodable) are skipped and
+    /// reported; a storage failure is an error, never a reason to skip. With `strict`, the
     /// first such one fails recovery instead, as Flink does.
     pub async fn recover(&self, strict: bool) -> Result<Recovered, StoreError> {
         let (metas, mut skipped) = self.list().await?;
