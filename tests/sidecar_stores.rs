@@ -557,6 +557,21 @@ async fn checkpoints_counter_and_recovery_over_file() {
     )
     .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
+    // Ids are Java longs: one past the largest does not fit the 19-digit keys.
+    let (status, body) = send(
+        http.post(url("/checkpoints/9223372036854775808"))
+            .header("Hakeeper-Session", &session)
+            .body("x"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let (status, body) = send(
+        http.put(url("/checkpoint-counter"))
+            .header("Hakeeper-Session", &session)
+            .json(&json!({"value": 9223372036854775808u64})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     let (status, body) = send(
         http.post(url("/checkpoints/200"))
             .header("Hakeeper-Session", &session)

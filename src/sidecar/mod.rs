@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use axum::Router;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -408,6 +409,11 @@ pub fn router(sidecar: Sidecar) -> Router {
         .with_state(sidecar)
 }
 
+/// A query string that does not parse, as a JSON 400 like every other error.
+fn bad_query(e: QueryRejection) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, "BadRequest", e.body_text())
+}
+
 fn parse_component(raw: &str) -> Result<Component, ApiError> {
     raw.trim_matches('/')
         .parse()
@@ -445,9 +451,10 @@ struct WatchQuery {
 async fn get_leadership(
     State(sidecar): State<Sidecar>,
     Path(raw): Path<String>,
-    Query(q): Query<WatchQuery>,
+    q: Result<Query<WatchQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let component = parse_component(&raw)?;
+    let Query(q) = q.map_err(bad_query)?;
     let mut source = sidecar.source(&component)?;
     if !matches!(q.watch.as_deref(), Some("1" | "true")) {
         return Ok(axum::Json(source.view(&component)).into_response());
@@ -532,7 +539,14 @@ struct ReadyQuery {
 /// `/readyz`: ready once every contender's watch has synced. `/readyz?leader=<component>`:
 /// ready only while this sidecar leads that component (confirmed, grant live), so that a
 /// readinessProbe routes a Service to the leader alone.
-async fn readyz(State(sidecar): State<Sidecar>, Query(q): Query<ReadyQuery>) -> Response {
+async fn readyz(
+    State(sidecar): State<Sidecar>,
+    q: Result<Query<ReadyQuery>, QueryRejection>,
+) -> Response {
+    let q = match q {
+        Ok(Query(q)) => q,
+        Err(e) => return bad_query(e).into_response(),
+    };
     if let Some(raw) = q.leader {
         let component = match parse_component(&raw) {
             Ok(c) => c,

@@ -376,10 +376,14 @@ fn leadership() -> Value {
                         "application/json": {"schema": schema("LeadershipState")},
                         "text/event-stream": {
                             "schema": {
-                                "type": "string",
-                                "description": "Events named `leadership` whose `data` is a \
-                                    `LeadershipState` as one line of JSON, and keep-alive \
+                                "type": "object",
+                                "description": "Each event: named `leadership`, its `data` a \
+                                    `LeadershipState` as one line of JSON; and keep-alive \
                                     comments.",
+                                "properties": {
+                                    "event": {"type": "string", "enum": ["leadership"]},
+                                    "data": {"type": "string"},
+                                },
                             },
                             "example": "event: leadership\ndata: {\"component\":\"dispatcher\",\
                                 \"contending\":true,\"isLeader\":false,...}\n\n",
@@ -952,8 +956,9 @@ fn parameters() -> Value {
             "name": "checkpointId",
             "in": "path",
             "required": true,
-            "description": "The checkpoint id, a non-negative 64-bit integer.",
-            "schema": {"type": "integer", "minimum": 0},
+            "description": "The checkpoint id: an integer from 0 to 9223372036854775807 \
+                (Flink's ids are Java `long`s; the ConfigMap keys hold 19 digits).",
+            "schema": {"type": "integer", "minimum": 0, "maximum": 9_223_372_036_854_775_807_u64},
         },
         "BlobKey": {
             "name": "key",
@@ -1260,7 +1265,7 @@ fn schemas() -> Value {
         "CounterValue": {
             "type": "object",
             "required": ["value"],
-            "properties": {"value": {"type": "integer", "minimum": 0}},
+            "properties": {"value": {"type": "integer", "minimum": 0, "maximum": 9_223_372_036_854_775_807_u64}},
         },
         "BlobStored": {
             "type": "object",

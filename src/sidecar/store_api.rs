@@ -24,7 +24,7 @@ use uuid::Uuid;
 use super::{ApiError, Sidecar, StoreSettings};
 use crate::election::Fence;
 use crate::layout::{Component, JobId};
-use crate::stores::plan::JobStatus;
+use crate::stores::plan::{JobStatus, MAX_CHECKPOINT_ID};
 use crate::stores::{Blobs, Checkpoints, ConfigMapReader, JobGraphs, StoreError};
 
 pub const SESSION_HEADER: &str = "hakeeper-session";
@@ -141,11 +141,14 @@ fn parse_job(raw: &str) -> Result<JobId, ApiError> {
 }
 
 fn parse_checkpoint_id(raw: &str) -> Result<u64, ApiError> {
-    raw.parse().map_err(|_| {
-        bad_request(format!(
-            "checkpoint id {raw:?} is not a non-negative integer"
-        ))
-    })
+    raw.parse()
+        .ok()
+        .filter(|id| *id <= MAX_CHECKPOINT_ID)
+        .ok_or_else(|| {
+            bad_request(format!(
+                "checkpoint id {raw:?} is not an integer from 0 to {MAX_CHECKPOINT_ID}"
+            ))
+        })
 }
 
 impl Sidecar {
@@ -495,11 +498,14 @@ async fn set_counter(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let job = parse_job(&job)?;
-    let body: CounterBody = serde_json::from_slice(&body).map_err(|e| {
-        bad_request(format!(
-            "expected a JSON body {{\"value\": <non-negative integer>}}: {e}"
-        ))
-    })?;
+    let body: CounterBody = serde_json::from_slice(&body)
+        .ok()
+        .filter(|b: &CounterBody| b.value <= MAX_CHECKPOINT_ID)
+        .ok_or_else(|| {
+            bad_request(format!(
+                "expected a JSON body {{\"value\": <integer from 0 to {MAX_CHECKPOINT_ID}>}}"
+            ))
+        })?;
     let w = sidecar.checkpoint_writer(&job, &headers)?;
     timed(
         "counter_set",

@@ -792,6 +792,12 @@ impl Checkpoints {
         id: u64,
         payload: Bytes,
     ) -> Result<CheckpointAdded, StoreError> {
+        if id > plan::MAX_CHECKPOINT_ID {
+            return Err(StoreError::Invalid(format!(
+                "checkpoint id {id} is above {}",
+                plan::MAX_CHECKPOINT_ID
+            )));
+        }
         let data = self.store.reader.data().await?;
         if let Some(&latest) = plan::checkpoint_ids(&data).last()
             && id <= latest
@@ -963,6 +969,7 @@ impl Checkpoints {
         self.counter_update(fence, session, |previous| {
             previous
                 .checked_add(1)
+                .filter(|next| *next <= plan::MAX_CHECKPOINT_ID)
                 .map(|next| (previous, next))
                 .ok_or_else(|| {
                     StoreError::Invalid("the checkpoint counter is at its maximum".into())
@@ -978,6 +985,12 @@ impl Checkpoints {
         session: Option<Uuid>,
         value: u64,
     ) -> Result<(), StoreError> {
+        if value > plan::MAX_CHECKPOINT_ID {
+            return Err(StoreError::Invalid(format!(
+                "counter value {value} is above {}",
+                plan::MAX_CHECKPOINT_ID
+            )));
+        }
         self.counter_update(fence, session, |_| Ok((value, value)))
             .await
             .map(|_| ())

@@ -27,6 +27,10 @@ pub const CONFIGMAP_DATA_LIMIT: usize = 1 << 20;
 /// and whatever grows in later writes.
 pub const CONFIGMAP_HEADROOM: usize = 16 << 10;
 
+/// Flink's checkpoint ids are Java `long`s, and `checkpointID-` keys hold 19 digits: no id
+/// (and no counter value) above this is accepted.
+pub const MAX_CHECKPOINT_ID: u64 = i64::MAX as u64;
+
 pub fn job_graph_key(job: &JobId) -> String {
     format!("{JOB_GRAPH_KEY_PREFIX}{job}")
 }
