@@ -23,8 +23,7 @@ async fn main() {
     let count = env_usize("HAKEEPER_COUNT", 300);
     let payload_bytes = env_usize("HAKEEPER_PAYLOAD_BYTES", 64 << 10);
     let dir = tempfile::tempdir().expect("temporary directory");
-    let file_dir =
-        Location::parse(&format!("file://{}", dir.path().display())).expect("file location");
+    let file_dir = Location::file(dir.path()).expect("file location");
     let server = s3::S3Server::start().await;
     let s3_dir = server.storage_dir("ha");
     let runs = [(file_dir, S3Options::default()), (s3_dir, server.options())];

@@ -308,9 +308,7 @@ async fn run_in(params: &DemoParams, dir: &Path) -> Result<DemoReport> {
     server.write_kubeconfig(&kubeconfig)?;
     let storage = match &params.storage_dir {
         Some(l) => l.clone(),
-        None => {
-            Location::parse(&format!("file://{}", dir.join("ha").display())).map_err(demo_error)?
-        }
+        None => Location::file(&dir.join("ha")).map_err(demo_error)?,
     };
     println!("hakeeper demo: cluster {CLUSTER_ID:?}, job {JOB_ID}");
     println!(

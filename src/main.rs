@@ -630,7 +630,7 @@ async fn bench_checkpoints(args: CheckpointBenchArgs) -> anyhow::Result<()> {
     };
     let dir = match (&args.storage_dir, &temporary) {
         (Some(url), _) => Location::parse(url)?,
-        (None, Some(path)) => Location::parse(&format!("file://{}", path.display()))?,
+        (None, Some(path)) => Location::file(path)?,
         (None, None) => unreachable!("a temporary directory when none is given"),
     };
     let storage = hakeeper::storage::open(&dir, &args.s3.options()).await?;

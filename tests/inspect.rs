@@ -12,7 +12,7 @@ use hakeeper::election::{ElectionConfig, Elector};
 use hakeeper::inspect::{self, JobState, Layout, LockStatus, VerificationSummary};
 use hakeeper::layout::{ClusterId, Component, JobId};
 use hakeeper::lease::{LEADER_ANNOTATION, Timings};
-use hakeeper::storage::{Location, S3Options};
+use hakeeper::storage::Location;
 use hakeeper::stores::plan::{self, JobStatus};
 use hakeeper::stores::{Checkpoints, ConfigMapReader, JobGraphs, Payloads};
 use k8s_openapi::api::core::v1::ConfigMap;
@@ -71,11 +71,8 @@ async fn inspect_shows_what_the_stores_wrote_and_finds_a_lost_payload() {
     common::init_logs();
     let c = TestCluster::start().await;
     let job: JobId = JOB.parse().unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let root = Location::parse(&format!("file://{}", dir.path().display())).unwrap();
-    let storage = hakeeper::storage::open(&root, &S3Options::default())
-        .await
-        .unwrap();
+    let files = common::file_storage().await;
+    let (root, storage) = (files.root.clone(), files.store.clone());
     let payloads = Payloads::new(storage.clone(), &root, &cluster());
 
     // Flink 1.12-1.14's layout, written by hakeeper: a job graph, the job running, and three

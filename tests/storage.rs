@@ -25,7 +25,7 @@ enum Keep {
 }
 
 fn file_location(path: &std::path::Path) -> Location {
-    Location::parse(&format!("file://{}", path.display())).expect("file location")
+    Location::file(path).expect("file location")
 }
 
 async fn file_fixture() -> Fixture {

@@ -19,7 +19,7 @@ use hakeeper::election::{ElectionConfig, Elector, Fence};
 use hakeeper::handle;
 use hakeeper::layout::{ClusterId, Component, JobId};
 use hakeeper::lease::Timings;
-use hakeeper::storage::{Location, ObjectStore, S3Options};
+use hakeeper::storage::ObjectStore;
 use hakeeper::stores::plan::{self, CHECKPOINT_KEY_PREFIX};
 use hakeeper::stores::{Checkpoints, ConfigMapReader, HandleStore, Payloads, StoreError};
 use k8s_openapi::api::core::v1::ConfigMap;
@@ -72,11 +72,8 @@ async fn rig() -> Option<(Rig, Elector, TestCluster)> {
         },
     );
     let session = common::wait_leader(&elector).await;
-    let dir = tempfile::tempdir().unwrap();
-    let root = Location::parse(&format!("file://{}", dir.path().display())).unwrap();
-    let inner = hakeeper::storage::open(&root, &S3Options::default())
-        .await
-        .unwrap();
+    let files = common::file_storage().await;
+    let (dir, root, inner) = (files.dir, files.root, files.store);
     let storage = FaultyStore::wrap(inner);
     let payloads = Payloads::new(storage.clone() as Arc<dyn ObjectStore>, &root, &cluster_id);
     let reader = ConfigMapReader::new(
@@ -486,11 +483,8 @@ async fn a_deposed_leader_leaves_an_orphan_payload_at_most() {
         config("jm-b"),
     );
 
-    let dir = tempfile::tempdir().unwrap();
-    let root = Location::parse(&format!("file://{}", dir.path().display())).unwrap();
-    let storage = hakeeper::storage::open(&root, &S3Options::default())
-        .await
-        .unwrap();
+    let files = common::file_storage().await;
+    let (root, storage) = (files.root.clone(), files.store.clone());
     let payloads = Payloads::new(storage.clone(), &root, &cluster_id);
     let name = component.configmap_name(&cluster_id);
     let checkpoints = Checkpoints::new(

@@ -52,6 +52,11 @@ pub enum Location {
 }
 
 impl Location {
+    /// The `file:` location of a local directory or file (an absolute path).
+    pub fn file(path: &std::path::Path) -> Result<Location, StorageError> {
+        Location::parse(&format!("file://{}", path.display()))
+    }
+
     /// Parse `s3://bucket/key`, `s3a://…`, `s3p://…`, `file:///abs/path` (also `file:/abs`).
     /// See the module documentation for what is accepted.
     pub fn parse(url: &str) -> Result<Location, StorageError> {

@@ -229,6 +229,22 @@ pub fn init_logs() {
     }
 }
 
+/// A `file://` store in a temporary directory (removed when `dir` is dropped).
+pub struct FileStorage {
+    pub dir: tempfile::TempDir,
+    pub root: hakeeper::storage::Location,
+    pub store: std::sync::Arc<dyn hakeeper::storage::ObjectStore>,
+}
+
+pub async fn file_storage() -> FileStorage {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let root = hakeeper::storage::Location::file(dir.path()).expect("file location");
+    let store = hakeeper::storage::open(&root, &Default::default())
+        .await
+        .expect("file store");
+    FileStorage { dir, root, store }
+}
+
 /// Wait (at most 10 s) until `elector` leads; its session.
 pub async fn wait_leader(elector: &hakeeper::election::Elector) -> uuid::Uuid {
     let mut state = elector.state();
