@@ -14,7 +14,7 @@ use hakeeper::handle;
 use hakeeper::layout::ClusterId;
 use hakeeper::lease::Timings;
 use hakeeper::sidecar::{Sidecar, SidecarConfig, StoreSettings};
-use hakeeper::storage::{Location, ObjectStore, S3Options};
+use hakeeper::storage::{Location, ObjectStore};
 use hakeeper::stores::Payloads;
 use k8s_openapi::api::core::v1::ConfigMap;
 use reqwest::StatusCode;
@@ -41,6 +41,16 @@ impl Local {
         dir: &Location,
         retained: usize,
     ) -> Local {
+        Self::start_with(c, storage, dir, retained, TIMINGS).await
+    }
+
+    async fn start_with(
+        c: &TestCluster,
+        storage: Arc<dyn ObjectStore>,
+        dir: &Location,
+        retained: usize,
+        timings: Timings,
+    ) -> Local {
         let cluster_id: ClusterId = CLUSTER.parse().unwrap();
         let mut payloads = Payloads::new(storage, dir, &cluster_id);
         payloads.max_payload_bytes = 1 << 20;
@@ -49,7 +59,7 @@ impl Local {
             namespace: c.namespace.clone(),
             cluster_id,
             identity: uuid::Uuid::new_v4().to_string(),
-            timings: TIMINGS,
+            timings,
             owner: None,
             stores: Some(StoreSettings {
                 payloads,
@@ -370,11 +380,8 @@ async fn job_graphs_status_and_blobs_over_s3_in_flinks_layout() {
 async fn checkpoints_counter_and_recovery_over_file() {
     common::init_logs();
     let c = TestCluster::start().await;
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = Location::parse(&format!("file://{}", tmp.path().display())).unwrap();
-    let storage = hakeeper::storage::open(&dir, &S3Options::default())
-        .await
-        .unwrap();
+    let files = common::file_storage().await;
+    let (dir, storage) = (files.root.clone(), files.store.clone());
     let leader = Local::start(&c, storage.clone(), &dir, 2).await;
     let http = reqwest::Client::new();
     let component = format!("jobmanager/{JOB}");
@@ -428,7 +435,7 @@ async fn checkpoints_counter_and_recovery_over_file() {
     assert!(
         paths[0].starts_with(&format!(
             "file:{}/{CLUSTER}/completedCheckpoint",
-            tmp.path().display()
+            files.dir.path().display()
         )),
         "{}",
         paths[0]
@@ -592,11 +599,8 @@ async fn checkpoints_counter_and_recovery_over_file() {
 async fn storage_outage_answers_503_and_writes_nothing_to_the_configmap() {
     common::init_logs();
     let c = TestCluster::start().await;
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = Location::parse(&format!("file://{}", tmp.path().display())).unwrap();
-    let inner = hakeeper::storage::open(&dir, &S3Options::default())
-        .await
-        .unwrap();
+    let files = common::file_storage().await;
+    let (dir, inner) = (files.root.clone(), files.store.clone());
     let faulty = FaultyStore::wrap(inner);
     let leader = Local::start(&c, faulty.clone() as Arc<dyn ObjectStore>, &dir, 1).await;
     let http = reqwest::Client::new();
@@ -643,12 +647,15 @@ async fn a_full_configmap_is_refused_before_calling_the_api() {
     let Some(server) = c.embedded("counting API requests") else {
         return;
     };
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = Location::parse(&format!("file://{}", tmp.path().display())).unwrap();
-    let storage = hakeeper::storage::open(&dir, &S3Options::default())
-        .await
-        .unwrap();
-    let leader = Local::start(&c, storage.clone(), &dir, 1000).await;
+    let files = common::file_storage().await;
+    let (dir, storage) = (files.root.clone(), files.store.clone());
+    // Renewals are ConfigMap updates too: none may fall into the counted window.
+    let quiet = Timings {
+        lease_duration: Duration::from_secs(60),
+        renew_deadline: Duration::from_secs(40),
+        retry_period: Duration::from_secs(20),
+    };
+    let leader = Local::start_with(&c, storage.clone(), &dir, 1000, quiet).await;
     let http = reqwest::Client::new();
     let component = format!("jobmanager/{JOB}");
     let session = leader.lead(&http, &component).await;
@@ -714,11 +721,8 @@ async fn api_server_outage_stops_leader_work_and_a_leader_returns_after_it() {
     let Some(server) = c.embedded("partitioning the API server") else {
         return;
     };
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = Location::parse(&format!("file://{}", tmp.path().display())).unwrap();
-    let storage = hakeeper::storage::open(&dir, &S3Options::default())
-        .await
-        .unwrap();
+    let files = common::file_storage().await;
+    let (dir, storage) = (files.root.clone(), files.store.clone());
     let a = Local::start(&c, storage.clone(), &dir, 1).await;
     let b = Local::start(&c, storage.clone(), &dir, 1).await;
     let http = reqwest::Client::new();
