@@ -23,7 +23,8 @@ for _ in $(seq 100); do [ -s "$work/kubeconfig" ] && break; sleep 0.05; done
 start_ns=$(date +%s%N)
 "$bin" sidecar --cluster-id footprint --listen 127.0.0.1:0 --kubeconfig "$work/kubeconfig" \
   --storage-dir "file://$work/ha" --log warn \
-  --contend "dispatcher,resourcemanager,restserver,jobmanager/$job" --address jm-0:6123 > "$work/sidecar.out" &
+  --contend "dispatcher,resourcemanager,restserver,jobmanager/$job" --address jm-0:6123 --liveness none \
+  > "$work/sidecar.out" &
 sidecar_pid=$!
 url=""
 for _ in $(seq 400); do

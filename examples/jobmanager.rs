@@ -6,25 +6,44 @@
 //! cargo run --example jobmanager -- http://127.0.0.1:7070 jm-0 5c1a9f0e2b7d4c3a8e6f1d0b9a8c7e6f
 //! ```
 //!
+//! It follows the sidecar's client contract: register (`POST /v1/clients`), hold the event
+//! stream (`GET /v1/clients/{id}/events`) for as long as the process lives, send a keepalive
+//! four times per client timeout, and name itself (`Hakeeper-Client`) on every call. If the
+//! process dies, its stream closes and the sidecar releases its leaderships at once; if it
+//! hangs, the keepalives stop and they are released after the timeout. When it learns that it
+//! was released (a `released` event, the stream's end, or a 410 answer), it stops all leader
+//! work and registers again, as a standby.
+//!
 //! What it does, as Flink's JobManager processes do: contend for the dispatcher, resource
 //! manager and REST server with its own address. While it leads the dispatcher, make sure the
 //! job graph is stored and the job marked RUNNING, then run the job: contend for the job's
 //! `jobmanager/<job-id>` component. While it leads that, recover the newest checkpoint, then
 //! take one every 200 ms (counter increment, then checkpoint add). Losing the dispatcher
-//! releases the job. Leadership is checked every 20 ms, and any `NotLeader`/`StaleSession`
-//! answer stops leader work at once.
+//! releases the job. Leadership comes from the event stream (checked every 20 ms), and any
+//! `NotLeader`/`StaleSession` answer stops leader work at once.
 
 #![allow(dead_code)]
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
 
 /// What the JobManager reports as it goes (the demo prints these as its timeline).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Event {
+    /// Registered with the sidecar as a new client.
+    Registered {
+        client: String,
+    },
+    /// The sidecar released this client (`reason`), or the client found out it had been.
+    Released {
+        reason: String,
+    },
     /// This JobManager now leads `component` with `session`.
     Leading {
         component: String,
@@ -95,13 +114,29 @@ pub mod client {
         }
     }
 
-    pub async fn call(
+    /// Who makes a call: the client id (`Hakeeper-Client`) and, for a leader-only call,
+    /// the session (`Hakeeper-Session`).
+    #[derive(Debug, Clone, Copy, Default)]
+    pub struct Caller<'a> {
+        pub client: Option<&'a str>,
+        pub session: Option<&'a str>,
+    }
+
+    /// Send one request on a new connection; the response comes with the connection's driver
+    /// (abort it when done).
+    pub async fn send(
         base: &str,
         method: &str,
         path: &str,
-        session: Option<&str>,
+        caller: Caller<'_>,
         body: Bytes,
-    ) -> Result<Answer, String> {
+    ) -> Result<
+        (
+            hyper::Response<hyper::body::Incoming>,
+            tokio::task::JoinHandle<()>,
+        ),
+        String,
+    > {
         let authority = base
             .strip_prefix("http://")
             .ok_or("the sidecar URL must be http://")?;
@@ -112,20 +147,39 @@ pub mod client {
             hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
                 .await
                 .map_err(|e| e.to_string())?;
-        let driver = tokio::spawn(connection);
+        let driver = tokio::spawn(async move {
+            let _ = connection.await;
+        });
         let mut request = hyper::Request::builder()
             .method(method)
             .uri(path)
             .header("host", authority);
-        if let Some(s) = session {
+        if let Some(c) = caller.client {
+            request = request.header("hakeeper-client", c);
+        }
+        if let Some(s) = caller.session {
             request = request.header("hakeeper-session", s);
         }
         let request = request.body(Full::new(body)).map_err(|e| e.to_string())?;
+        match sender.send_request(request).await {
+            Ok(response) => Ok((response, driver)),
+            Err(e) => {
+                driver.abort();
+                Err(e.to_string())
+            }
+        }
+    }
+
+    pub async fn call(
+        base: &str,
+        method: &str,
+        path: &str,
+        caller: Caller<'_>,
+        body: Bytes,
+    ) -> Result<Answer, String> {
         let result = async {
-            let response = sender
-                .send_request(request)
-                .await
-                .map_err(|e| e.to_string())?;
+            let (response, driver) = send(base, method, path, caller, body).await?;
+            let _driver = Abort(driver);
             let status = response.status().as_u16();
             let headers = response.headers().clone();
             let body = response
@@ -140,20 +194,89 @@ pub mod client {
                 body,
             })
         };
-        let answer = tokio::time::timeout(Duration::from_secs(10), result)
+        tokio::time::timeout(Duration::from_secs(10), result)
             .await
-            .map_err(|_| format!("{method} {path}: no answer within 10 s"))?;
-        driver.abort();
-        answer
+            .map_err(|_| format!("{method} {path}: no answer within 10 s"))?
+    }
+
+    /// Aborts a task when dropped.
+    pub struct Abort(pub tokio::task::JoinHandle<()>);
+
+    impl Drop for Abort {
+        fn drop(&mut self) {
+            self.0.abort();
+        }
+    }
+
+    /// One Server-Sent Event: its name and data.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct SseEvent {
+        pub event: String,
+        pub data: String,
+    }
+
+    /// Splits a Server-Sent Events body into events as bytes arrive.
+    #[derive(Default)]
+    pub struct SseParser {
+        buffer: String,
+    }
+
+    impl SseParser {
+        pub fn push(&mut self, chunk: &[u8]) -> Vec<SseEvent> {
+            self.buffer.push_str(&String::from_utf8_lossy(chunk));
+            let mut out = Vec::new();
+            while let Some(end) = self.buffer.find("\n\n") {
+                let block: String = self.buffer.drain(..end + 2).collect();
+                let mut event = SseEvent {
+                    event: "message".into(),
+                    data: String::new(),
+                };
+                let mut any = false;
+                for line in block.lines() {
+                    if let Some(v) = line.strip_prefix("event:") {
+                        event.event = v.trim().to_string();
+                        any = true;
+                    } else if let Some(v) = line.strip_prefix("data:") {
+                        if !event.data.is_empty() {
+                            event.data.push('\n');
+                        }
+                        event.data.push_str(v.strip_prefix(' ').unwrap_or(v));
+                        any = true;
+                    }
+                }
+                // A block of comments only (the keepalive) is no event.
+                if any {
+                    out.push(event);
+                }
+            }
+            out
+        }
     }
 }
 
-use client::call;
+use client::{Caller, call};
 
 /// Leader state of one component, as this JobManager sees it.
 #[derive(Default)]
 struct Held {
     session: Option<String>,
+}
+
+/// What the client's event stream and keepalives have told: the session of each component
+/// this client leads, and whether the sidecar released the client.
+#[derive(Default)]
+struct Lifeline {
+    leading: HashMap<String, String>,
+    released: Option<String>,
+}
+
+/// This process as the sidecar's client: its id, and the tasks that keep it alive (the event
+/// stream and the keepalives), aborted when it registers again or stops.
+struct Registration {
+    id: String,
+    view: Arc<Mutex<Lifeline>>,
+    _stream: client::Abort,
+    _keepalive: client::Abort,
 }
 
 struct JobManager {
@@ -162,7 +285,14 @@ struct JobManager {
     dispatcher: Held,
     job: Held,
     next_checkpoint: Instant,
+    registration: Option<Registration>,
+    /// When to register (again) while not registered.
+    register_at: Instant,
 }
+
+/// After a failed registration (say, another client of this sidecar still holds a component
+/// until its timeout), try again this much later.
+const REGISTER_RETRY: Duration = Duration::from_millis(250);
 
 impl JobManager {
     fn emit(&self, event: Event) {
@@ -178,6 +308,94 @@ impl JobManager {
         )
     }
 
+    fn caller(&self) -> Caller<'_> {
+        Caller {
+            client: self.registration.as_ref().map(|r| r.id.as_str()),
+            session: None,
+        }
+    }
+
+    fn with_session<'a>(&'a self, session: Option<&'a str>) -> Caller<'a> {
+        Caller {
+            session,
+            ..self.caller()
+        }
+    }
+
+    /// Register as a new client, open its event stream and start its keepalives.
+    async fn register(&mut self) -> Result<(), String> {
+        self.registration = None;
+        let body = Bytes::from(serde_json::json!({"name": self.config.name}).to_string());
+        let a = call(
+            &self.config.sidecar,
+            "POST",
+            "/v1/clients",
+            Caller::default(),
+            body,
+        )
+        .await?;
+        if a.status != 201 {
+            return Err(format!(
+                "register: {} {}",
+                a.status,
+                String::from_utf8_lossy(&a.body)
+            ));
+        }
+        let v = a.json();
+        let id = v["clientId"]
+            .as_str()
+            .ok_or("register: no clientId")?
+            .to_string();
+        let timeout = Duration::from_millis(v["timeoutMs"].as_u64().unwrap_or(2000));
+        let view = Arc::new(Mutex::new(Lifeline::default()));
+        // The stream is opened before anything is contended, so no state is missed.
+        let (response, driver) = client::send(
+            &self.config.sidecar,
+            "GET",
+            &format!("/v1/clients/{id}/events"),
+            Caller {
+                client: Some(&id),
+                session: None,
+            },
+            Bytes::new(),
+        )
+        .await?;
+        if response.status() != 200 {
+            driver.abort();
+            return Err(format!("open the event stream: {}", response.status()));
+        }
+        let stream = tokio::spawn(follow(response.into_body(), driver, view.clone()));
+        let keepalive = tokio::spawn(keep_alive(
+            self.config.sidecar.clone(),
+            id.clone(),
+            timeout / 4,
+            view.clone(),
+        ));
+        self.emit(Event::Registered { client: id.clone() });
+        self.registration = Some(Registration {
+            id,
+            view,
+            _stream: client::Abort(stream),
+            _keepalive: client::Abort(keepalive),
+        });
+        for component in COMPONENTS {
+            self.contend(component).await?;
+        }
+        // Follow the job's leadership from now on (the sidecar watches its lock from the
+        // first GET), so that when this process becomes dispatcher leader and contends for
+        // the job, the sidecar already knows when the old job leader's lease really ends.
+        let job = format!("/v1/leadership/jobmanager/{}", self.config.job_id);
+        call(
+            &self.config.sidecar,
+            "GET",
+            &job,
+            self.caller(),
+            Bytes::new(),
+        )
+        .await?;
+        Ok(())
+    }
+
     fn graph(&self) -> Bytes {
         Bytes::from(format!("job graph of {} (simulated)", self.config.job_id).into_bytes())
     }
@@ -185,7 +403,7 @@ impl JobManager {
     async fn contend(&self, component: &str) -> Result<(), String> {
         let body = Bytes::from(serde_json::json!({"address": self.address()}).to_string());
         let path = format!("/v1/leadership/{component}");
-        let a = call(&self.config.sidecar, "PUT", &path, None, body).await?;
+        let a = call(&self.config.sidecar, "PUT", &path, self.caller(), body).await?;
         if a.status != 202 {
             let why = String::from_utf8_lossy(&a.body);
             return Err(format!("contend {component}: {} {why}", a.status));
@@ -196,26 +414,42 @@ impl JobManager {
     /// Stop contending for (and release) `component`.
     async fn withdraw(&self, component: &str) {
         let path = format!("/v1/leadership/{component}");
-        let _ = call(&self.config.sidecar, "DELETE", &path, None, Bytes::new()).await;
-    }
-
-    /// The session if this sidecar leads `component` now.
-    async fn leading(&self, component: &str) -> Option<String> {
-        let a = call(
+        let _ = call(
             &self.config.sidecar,
-            "GET",
-            &format!("/v1/leadership/{component}"),
-            None,
+            "DELETE",
+            &path,
+            self.caller(),
             Bytes::new(),
         )
-        .await
-        .ok()?;
-        let v = a.json();
-        if v["isLeader"] == true {
-            v["sessionId"].as_str().map(str::to_string)
-        } else {
-            None
-        }
+        .await;
+    }
+
+    /// The session if this process leads `component` now, as its event stream says.
+    fn leading(&self, component: &str) -> Option<String> {
+        let r = self.registration.as_ref()?;
+        let view = r.view.lock().unwrap_or_else(|p| p.into_inner());
+        view.leading.get(component).cloned()
+    }
+
+    /// Released by the sidecar (or the stream is gone): stop all leader work and register
+    /// again, as a standby.
+    async fn start_over(&mut self, reason: String) {
+        let name = self.config.name.clone();
+        let job = format!("jobmanager/{}", self.config.job_id);
+        self.emit(Event::Released {
+            reason: reason.clone(),
+        });
+        Self::lose(
+            &mut self.dispatcher,
+            "dispatcher",
+            &reason,
+            &self.events,
+            &name,
+        );
+        Self::lose(&mut self.job, &job, &reason, &self.events, &name);
+        // Closes the old stream; a new registration follows on the next tick.
+        self.registration = None;
+        self.register_at = Instant::now();
     }
 
     fn lose(
@@ -238,10 +472,33 @@ impl JobManager {
     }
 
     async fn tick(&mut self) {
+        let released = match &self.registration {
+            Some(r) => r
+                .view
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .released
+                .clone(),
+            None => {
+                // Not registered (at start, after a release, or after a failed attempt).
+                if Instant::now() >= self.register_at
+                    && let Err(e) = self.register().await
+                {
+                    self.registration = None;
+                    self.register_at = Instant::now() + REGISTER_RETRY;
+                    self.emit(Event::Error { what: e });
+                }
+                return;
+            }
+        };
+        if let Some(reason) = released {
+            self.start_over(reason).await;
+            return;
+        }
         let job = self.config.job_id.clone();
         let jm_component = format!("jobmanager/{job}");
         // Dispatcher work: the job graph and the job's status.
-        match self.leading("dispatcher").await {
+        match self.leading("dispatcher") {
             Some(session) if self.dispatcher.session.as_deref() != Some(&session) => {
                 self.emit(Event::Leading {
                     component: "dispatcher".into(),
@@ -275,7 +532,7 @@ impl JobManager {
             None => {}
         }
         // Job leader work: recover, then checkpoint.
-        match self.leading(&jm_component).await {
+        match self.leading(&jm_component) {
             Some(session) if self.job.session.as_deref() != Some(&session) => {
                 self.emit(Event::Leading {
                     component: jm_component.clone(),
@@ -285,7 +542,7 @@ impl JobManager {
                     &self.config.sidecar,
                     "GET",
                     &format!("/v1/jobs/{job}/checkpoints/latest"),
-                    None,
+                    self.caller(),
                     Bytes::new(),
                 )
                 .await
@@ -342,7 +599,7 @@ impl JobManager {
             &self.config.sidecar,
             "GET",
             &format!("/v1/jobs/{job}/graph"),
-            None,
+            self.caller(),
             Bytes::new(),
         )
         .await?;
@@ -356,7 +613,7 @@ impl JobManager {
                     &self.config.sidecar,
                     "PUT",
                     &format!("/v1/jobs/{job}/graph"),
-                    Some(session),
+                    self.with_session(Some(session)),
                     self.graph(),
                 )
                 .await?;
@@ -383,7 +640,7 @@ impl JobManager {
             &self.config.sidecar,
             "PUT",
             &format!("/v1/jobs/{job}/status"),
-            Some(session),
+            self.with_session(Some(session)),
             Bytes::from_static(b"RUNNING"),
         )
         .await?;
@@ -407,7 +664,7 @@ impl JobManager {
                 &self.config.sidecar,
                 "POST",
                 &format!("/v1/jobs/{job}/checkpoint-counter/increment"),
-                session.as_deref(),
+                self.with_session(session.as_deref()),
                 Bytes::new(),
             )
             .await
@@ -431,7 +688,7 @@ impl JobManager {
                 &self.config.sidecar,
                 "POST",
                 &format!("/v1/jobs/{job}/checkpoints/{id}"),
-                session.as_deref(),
+                self.with_session(session.as_deref()),
                 Bytes::from(payload),
             )
             .await
@@ -474,6 +731,77 @@ impl JobManager {
     }
 }
 
+/// Read the client's event stream into `view` until it ends; its end means the client is
+/// gone as far as the sidecar is concerned (released, or the sidecar went away).
+async fn follow(
+    mut body: hyper::body::Incoming,
+    driver: JoinHandle<()>,
+    view: Arc<Mutex<Lifeline>>,
+) {
+    let _driver = client::Abort(driver);
+    let mut parser = client::SseParser::default();
+    let mut reason = "the event stream ended".to_string();
+    while let Some(frame) = body.frame().await {
+        let Ok(frame) = frame else {
+            reason = "the event stream failed".into();
+            break;
+        };
+        let Some(chunk) = frame.data_ref() else {
+            continue;
+        };
+        for event in parser.push(chunk) {
+            let data: serde_json::Value = serde_json::from_str(&event.data).unwrap_or_default();
+            let mut v = view.lock().unwrap_or_else(|p| p.into_inner());
+            match event.event.as_str() {
+                "leadership" => {
+                    let component = data["component"].as_str().unwrap_or_default().to_string();
+                    match (data["isLeader"] == true, data["sessionId"].as_str()) {
+                        (true, Some(session)) => {
+                            v.leading.insert(component, session.to_string());
+                        }
+                        _ => {
+                            v.leading.remove(&component);
+                        }
+                    }
+                }
+                "released" => {
+                    reason = format!(
+                        "released by the sidecar ({})",
+                        data["reason"].as_str().unwrap_or("?")
+                    );
+                }
+                _ => {}
+            }
+        }
+    }
+    let mut v = view.lock().unwrap_or_else(|p| p.into_inner());
+    v.leading.clear();
+    v.released.get_or_insert(reason);
+}
+
+/// Show life every `every`; a 404 or 410 means the sidecar no longer knows this client.
+async fn keep_alive(base: String, client: String, every: Duration, view: Arc<Mutex<Lifeline>>) {
+    let path = format!("/v1/clients/{client}/keepalive");
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        let caller = Caller {
+            client: Some(&client),
+            session: None,
+        };
+        if let Ok(a) = call(&base, "POST", &path, caller, Bytes::new()).await
+            && (a.status == 404 || a.status == 410)
+        {
+            let mut v = view.lock().unwrap_or_else(|p| p.into_inner());
+            v.leading.clear();
+            v.released
+                .get_or_insert(format!("keepalive answered {}", a.kind()));
+            return;
+        }
+    }
+}
+
 /// Run until `stop` turns true. Events go to `events`, stamped with the time and the name.
 pub async fn run(
     config: Config,
@@ -486,13 +814,9 @@ pub async fn run(
         dispatcher: Held::default(),
         job: Held::default(),
         next_checkpoint: Instant::now(),
+        registration: None,
+        register_at: Instant::now(),
     };
-    for component in COMPONENTS {
-        if let Err(e) = jm.contend(component).await {
-            jm.emit(Event::Error { what: e });
-            return;
-        }
-    }
     let mut tick = tokio::time::interval(Duration::from_millis(20));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {

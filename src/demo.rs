@@ -1,12 +1,16 @@
 //! `hakeeper demo`: the whole system on one machine, with nothing installed. An embedded API
-//! server, a temporary `file://` storage dir (or the one given), three `hakeeper sidecar`
-//! child processes, and next to each a simulated JobManager (`examples/jobmanager.rs`) that
-//! uses only its sidecar's HTTP API. The demo crashes the job's leader (SIGKILL), waits for
-//! the takeover, terminates the next leader gracefully (SIGTERM), waits again, and checks
-//! that every new leader recovered the job graph and the newest acknowledged checkpoint.
+//! server, a temporary `file://` storage dir (or the one given), three pods, each a
+//! `hakeeper sidecar` child process and a simulated JobManager process
+//! (`examples/jobmanager.rs`, run as the hidden `hakeeper demo-jobmanager`) that uses only
+//! its sidecar's HTTP API. The demo fails the leader four ways, one after the other: its
+//! JobManager process crashes while the sidecar lives (SIGKILL), its JobManager hangs past
+//! the client timeout (SIGSTOP, then SIGCONT), its whole pod crashes (SIGKILL), and its pod
+//! stops gracefully (SIGTERM). After each it checks that the new leader recovered the job
+//! graph and the newest acknowledged checkpoint, and after the hang that the resumed
+//! JobManager wrote nothing.
 
 #[path = "../examples/jobmanager.rs"]
-mod jobmanager;
+pub(crate) mod jobmanager;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -16,6 +20,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
 
 use crate::apiserver::{DevServer, DevServerConfig};
 use crate::lease::Timings;
@@ -78,6 +83,59 @@ struct SidecarProcess {
     name: String,
     url: String,
     child: Child,
+}
+
+/// A simulated JobManager process next to a sidecar; its events come in on the timeline.
+struct JobManagerProcess {
+    child: Child,
+    reader: JoinHandle<()>,
+}
+
+impl Drop for JobManagerProcess {
+    fn drop(&mut self) {
+        self.reader.abort();
+    }
+}
+
+type Events = mpsc::UnboundedSender<(Instant, String, Event)>;
+
+/// The failures the demo puts the leader through, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Failure {
+    JobManagerCrash,
+    JobManagerHang,
+    PodCrash,
+    PodStop,
+}
+
+impl Failure {
+    const ALL: [Failure; 4] = [
+        Failure::JobManagerCrash,
+        Failure::JobManagerHang,
+        Failure::PodCrash,
+        Failure::PodStop,
+    ];
+
+    fn label(self) -> &'static str {
+        match self {
+            Failure::JobManagerCrash => "JobManager crash (SIGKILL, sidecar lives)",
+            Failure::JobManagerHang => "JobManager hang (SIGSTOP)",
+            Failure::PodCrash => "pod crash (SIGKILL)",
+            Failure::PodStop => "graceful pod stop (SIGTERM)",
+        }
+    }
+
+    /// How long the takeover may take: a dead JobManager is noticed at once, a hung one after
+    /// the client timeout (the renew deadline here), a dead pod when its lease runs out.
+    fn bound(self, t: Timings) -> Duration {
+        match self {
+            Failure::JobManagerCrash => Duration::from_secs(1),
+            Failure::JobManagerHang => t.renew_deadline + Duration::from_secs(1),
+            Failure::PodCrash | Failure::PodStop => {
+                t.lease_duration + t.retry_period + Duration::from_secs(1)
+            }
+        }
+    }
 }
 
 fn demo_error(what: impl std::fmt::Display) -> Error {
@@ -185,6 +243,77 @@ fn signal(child: &Child, sig: libc::c_int) -> Result<()> {
     }
 }
 
+/// Start the simulated JobManager of pod `sidecar` as a process of its own.
+fn start_jobmanager(
+    params: &DemoParams,
+    dir: &Path,
+    sidecar: &SidecarProcess,
+    events: Events,
+) -> Result<JobManagerProcess> {
+    let log = std::fs::File::options()
+        .create(true)
+        .append(true)
+        .open(dir.join(format!("{}-jobmanager.log", sidecar.name)))
+        .map_err(|e| Error::io("creating a JobManager log", e))?;
+    let mut child = Command::new(&params.exe)
+        .arg("demo-jobmanager")
+        .args([
+            "--sidecar",
+            &sidecar.url,
+            "--name",
+            &sidecar.name,
+            "--job-id",
+            JOB_ID,
+        ])
+        .args([
+            "--checkpoint-interval",
+            &format!("{}ms", params.checkpoint_interval.as_millis()),
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(log)
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| Error::io(format!("starting {}", params.exe.display()), e))?;
+    let stdout = child.stdout.take().ok_or_else(|| demo_error("no stdout"))?;
+    let name = sidecar.name.clone();
+    let reader = tokio::spawn(async move {
+        let mut lines = BufReader::new(stdout).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            if let Ok(event) = serde_json::from_str::<Event>(&line) {
+                let _ = events.send((Instant::now(), name.clone(), event));
+            }
+        }
+    });
+    Ok(JobManagerProcess { child, reader })
+}
+
+/// `hakeeper demo-jobmanager`: the simulated JobManager as a process, its events as JSON
+/// lines on standard output, until it is killed.
+pub async fn jobmanager_process(
+    sidecar: String,
+    name: String,
+    job_id: String,
+    checkpoint_interval: Duration,
+) -> Result<()> {
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let (_stop_tx, stop) = watch::channel(false);
+    let config = jobmanager::Config {
+        sidecar,
+        name,
+        job_id,
+        checkpoint_interval,
+        payload_bytes: 4096,
+    };
+    let task = tokio::spawn(jobmanager::run(config, tx, stop));
+    while let Some((_, _, event)) = rx.recv().await {
+        let line = serde_json::to_string(&event).map_err(|e| demo_error(e.to_string()))?;
+        println!("{line}");
+    }
+    let _ = task.await;
+    Ok(())
+}
+
 /// The timeline as it happens, and who leads what.
 struct Timeline {
     started: Instant,
@@ -193,6 +322,8 @@ struct Timeline {
     acknowledged: Vec<(Instant, String, u64)>,
     recovered: Vec<(Instant, String, Option<u64>)>,
     graphs: Vec<(String, bool)>,
+    released: Vec<(Instant, String)>,
+    registrations: Vec<(Instant, String)>,
 }
 
 impl Timeline {
@@ -252,6 +383,21 @@ impl Timeline {
                 self.print(at, &who, &format!("checkpoint {id} acknowledged"));
             }
             Event::Error { what } => self.print(at, &who, &format!("error: {what}")),
+            Event::Registered { client } => {
+                self.registrations.push((at, who.clone()));
+                self.print(
+                    at,
+                    &who,
+                    &format!(
+                        "registered with its sidecar (client {})",
+                        &client[..8.min(client.len())]
+                    ),
+                )
+            }
+            Event::Released { reason } => {
+                self.released.push((at, who.clone()));
+                self.print(at, &who, &format!("learned it was released: {reason}"));
+            }
         }
     }
 
@@ -280,6 +426,13 @@ impl Timeline {
 
     fn job_leader(&self) -> Option<String> {
         self.leaders.get(&format!("jobmanager/{JOB_ID}")).cloned()
+    }
+
+    fn registered_since(&self, who: &str, since: Instant) -> bool {
+        // Registration is the first thing a JobManager reports; no timestamps of its own.
+        self.registrations
+            .iter()
+            .any(|(at, w)| *at >= since && w == who)
     }
 
     fn acked_by_since(&self, since: Instant) -> usize {
@@ -327,25 +480,13 @@ async fn run_in(params: &DemoParams, dir: &Path) -> Result<DemoReport> {
         println!("  {}: sidecar on {}", s.name, s.url);
     }
     let (events_tx, events) = mpsc::unbounded_channel();
-    let mut stops = BTreeMap::new();
-    let mut tasks = Vec::new();
+    let mut jobmanagers = BTreeMap::new();
     for s in &sidecars {
-        let (stop_tx, stop) = watch::channel(false);
-        stops.insert(s.name.clone(), stop_tx);
-        let config = jobmanager::Config {
-            sidecar: s.url.clone(),
-            name: s.name.clone(),
-            job_id: JOB_ID.into(),
-            checkpoint_interval: params.checkpoint_interval,
-            payload_bytes: 4096,
-        };
-        tasks.push(tokio::spawn(jobmanager::run(
-            config,
-            events_tx.clone(),
-            stop,
-        )));
+        jobmanagers.insert(
+            s.name.clone(),
+            start_jobmanager(params, dir, s, events_tx.clone())?,
+        );
     }
-    drop(events_tx);
     let mut timeline = Timeline {
         started: Instant::now(),
         events,
@@ -353,13 +494,14 @@ async fn run_in(params: &DemoParams, dir: &Path) -> Result<DemoReport> {
         acknowledged: Vec::new(),
         recovered: Vec::new(),
         graphs: Vec::new(),
+        released: Vec::new(),
+        registrations: Vec::new(),
     };
     let mut report = DemoReport::default();
     println!("\ntimeline:");
     let per_phase = params.checkpoints_per_phase;
     let phase_timeout =
         params.checkpoint_interval * (per_phase as u32 * 4) + Duration::from_secs(10);
-    let takeover_bound = t.lease_duration + t.retry_period + Duration::from_secs(1);
     let start = Instant::now();
     timeline
         .until(phase_timeout, "a first leader and its checkpoints", |tl| {
@@ -367,10 +509,9 @@ async fn run_in(params: &DemoParams, dir: &Path) -> Result<DemoReport> {
         })
         .await?;
 
-    for (label, sig) in [
-        ("crash (SIGKILL)", libc::SIGKILL),
-        ("graceful stop (SIGTERM)", libc::SIGTERM),
-    ] {
+    for failure in Failure::ALL {
+        let label = failure.label();
+        let bound = failure.bound(t);
         // The dispatcher leader, which also runs (and usually leads) the job.
         let victim = timeline
             .leaders
@@ -378,29 +519,51 @@ async fn run_in(params: &DemoParams, dir: &Path) -> Result<DemoReport> {
             .cloned()
             .ok_or_else(|| demo_error("no dispatcher leader"))?;
         let last_acked = timeline.acknowledged.last().map(|(_, _, id)| *id);
-        let process = sidecars
+        let pod = sidecars
             .iter()
-            .find(|s| s.name == victim)
+            .position(|s| s.name == victim)
             .ok_or_else(|| demo_error("unknown leader"))?;
+        let jm = jobmanagers
+            .get(&victim)
+            .ok_or_else(|| demo_error("no JobManager process"))?;
         let at = Instant::now();
-        timeline.print(
-            at,
-            &victim,
-            &format!("<- {label} of its pod (sidecar and JobManager)"),
-        );
-        signal(&process.child, sig)?;
-        if let Some(stop) = stops.get(&victim) {
-            let _ = stop.send(true);
+        match failure {
+            Failure::JobManagerCrash => {
+                timeline.print(
+                    at,
+                    &victim,
+                    "<- SIGKILL of its JobManager process (the sidecar lives on)",
+                );
+                signal(&jm.child, libc::SIGKILL)?;
+            }
+            Failure::JobManagerHang => {
+                timeline.print(
+                    at,
+                    &victim,
+                    "<- SIGSTOP of its JobManager process (hangs; the sidecar lives on)",
+                );
+                signal(&jm.child, libc::SIGSTOP)?;
+            }
+            Failure::PodCrash | Failure::PodStop => {
+                let sig = if failure == Failure::PodCrash {
+                    libc::SIGKILL
+                } else {
+                    libc::SIGTERM
+                };
+                timeline.print(
+                    at,
+                    &victim,
+                    &format!("<- {label}: its sidecar and JobManager"),
+                );
+                signal(&sidecars[pod].child, sig)?;
+                signal(&jm.child, sig)?;
+            }
         }
         timeline
-            .until(
-                takeover_bound + Duration::from_secs(5),
-                "a takeover",
-                |tl| {
-                    tl.job_leader().is_some_and(|l| l != victim)
-                        && tl.recovered.last().is_some_and(|(r, _, _)| *r > at)
-                },
-            )
+            .until(bound + Duration::from_secs(5), "a takeover", |tl| {
+                tl.job_leader().is_some_and(|l| l != victim)
+                    && tl.recovered.last().is_some_and(|(r, _, _)| *r > at)
+            })
             .await?;
         let new_leader = timeline.job_leader().unwrap_or_default();
         let (led_at, recovered) = timeline
@@ -421,8 +584,8 @@ async fn run_in(params: &DemoParams, dir: &Path) -> Result<DemoReport> {
             })
             .await?;
         report.check(
-            format!("{label}: {new_leader} took over the job within {takeover_bound:?}"),
-            takeover <= takeover_bound,
+            format!("{label}: {new_leader} took over the job within {bound:?}"),
+            takeover <= bound,
         );
         report.check(
             format!("{label}: {new_leader} recovered the newest acknowledged checkpoint ({last_acked:?})"),
@@ -452,13 +615,66 @@ async fn run_in(params: &DemoParams, dir: &Path) -> Result<DemoReport> {
             format!("{label}: the new dispatcher leader ({graph_by}) recovered the job graph"),
             graph_by != victim && recovered_graph,
         );
+        match failure {
+            Failure::JobManagerCrash => {
+                // The kubelet restarts the container: a new client of the same sidecar, a
+                // standby now.
+                let restarted_at = Instant::now();
+                timeline.print(
+                    restarted_at,
+                    &victim,
+                    "<- its JobManager restarts (same pod, new client)",
+                );
+                jobmanagers.insert(
+                    victim.clone(),
+                    start_jobmanager(params, dir, &sidecars[pod], events_tx.clone())?,
+                );
+                timeline
+                    .until(Duration::from_secs(10), "the restarted JobManager", |tl| {
+                        tl.registered_since(&victim, restarted_at)
+                    })
+                    .await?;
+            }
+            Failure::JobManagerHang => {
+                let resumed_at = Instant::now();
+                timeline.print(resumed_at, &victim, "<- SIGCONT: its JobManager resumes");
+                signal(&jm.child, libc::SIGCONT)?;
+                let learned = timeline
+                    .until(
+                        Duration::from_secs(10),
+                        "the resumed JobManager to learn it was released",
+                        |tl| {
+                            tl.released
+                                .iter()
+                                .any(|(r, who)| *r >= resumed_at && *who == victim)
+                        },
+                    )
+                    .await;
+                report.check(
+                    format!("{label}: the resumed {victim} learned it had been released"),
+                    learned.is_ok(),
+                );
+                // Anything acknowledged to it after it resumed was written before the
+                // takeover (an answer held in its socket), never after.
+                let late: Vec<u64> = timeline
+                    .acknowledged
+                    .iter()
+                    .filter(|(a, who, id)| {
+                        *a >= resumed_at && *who == victim && Some(*id) > recovered
+                    })
+                    .map(|(_, _, id)| *id)
+                    .collect();
+                report.check(
+                    format!("{label}: the resumed {victim} wrote no checkpoint after it was deposed ({late:?})"),
+                    late.is_empty(),
+                );
+            }
+            Failure::PodCrash | Failure::PodStop => {
+                jobmanagers.remove(&victim);
+            }
+        }
     }
-    for stop in stops.values() {
-        let _ = stop.send(true);
-    }
-    for task in tasks {
-        let _ = task.await;
-    }
+    drop(events_tx);
     // Drain what is left of the timeline.
     while let Ok((at, who, event)) = timeline.events.try_recv() {
         timeline.record(at, who, event);
@@ -506,6 +722,9 @@ async fn run_in(params: &DemoParams, dir: &Path) -> Result<DemoReport> {
             println!("  curl -s {}/v1/leadership/dispatcher", s.url);
         }
         let _ = tokio::signal::ctrl_c().await;
+    }
+    for (_, mut jm) in std::mem::take(&mut jobmanagers) {
+        let _ = jm.child.kill().await;
     }
     for s in &mut sidecars {
         if signal(&s.child, libc::SIGTERM).is_ok() {

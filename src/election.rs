@@ -497,6 +497,8 @@ pub struct LeadershipState {
     pub lease_expires_at: Option<Instant>,
     /// The initial list of the ConfigMap has been seen.
     pub synced: bool,
+    /// When this contender last lost a leadership it held (not counting releases).
+    pub last_lost: Option<Instant>,
 }
 
 /// How to contend for one component.
@@ -511,7 +513,44 @@ pub struct ElectionConfig {
 }
 
 enum Command {
-    Release(oneshot::Sender<()>),
+    Release(ReleaseReason, oneshot::Sender<()>),
+}
+
+/// Why a contender gave up (or lost) its leadership: the label of
+/// `hakeeper_leadership_releases_total`, in log lines and in the sidecar's reported state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ReleaseReason {
+    /// The client that contended closed its last event stream (its process died).
+    ClientGone,
+    /// The client showed no life for longer than the client timeout.
+    ClientTimeout,
+    /// The JobManager's liveness probe (`--liveness-url`) failed too often in a row.
+    LivenessFailed,
+    /// `DELETE /v1/leadership/{component}` or `DELETE /v1/clients/{id}`.
+    ApiDelete,
+    /// The sidecar is stopping.
+    Shutdown,
+    /// Not given up: taken away (renew deadline passed, lock deleted or taken).
+    Lost,
+}
+
+impl ReleaseReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReleaseReason::ClientGone => "client_gone",
+            ReleaseReason::ClientTimeout => "client_timeout",
+            ReleaseReason::LivenessFailed => "liveness_failed",
+            ReleaseReason::ApiDelete => "api_delete",
+            ReleaseReason::Shutdown => "shutdown",
+            ReleaseReason::Lost => "lost",
+        }
+    }
+}
+
+impl std::fmt::Display for ReleaseReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// A running contender. Drop or [`Elector::abort`] stops it without releasing (as a crash
@@ -560,6 +599,7 @@ impl Elector {
             leader: None,
             lease_expires_at: None,
             synced: false,
+            last_lost: None,
         };
         let (state_tx, state) = watch::channel(initial);
         let (commands, command_rx) = mpsc::channel(4);
@@ -574,6 +614,7 @@ impl Elector {
             next_renew: None,
             retry_at: None,
             seen_in_listing: false,
+            last_lost: None,
         };
         let task = tokio::spawn(task.run(command_rx));
         Elector {
@@ -595,9 +636,14 @@ impl Elector {
     }
 
     /// Stop leader work, release the lock if held, and wait for the task to end.
-    pub async fn release(mut self) {
+    pub async fn release(mut self, reason: ReleaseReason) {
         let (tx, rx) = oneshot::channel();
-        if self.commands.send(Command::Release(tx)).await.is_ok() {
+        if self
+            .commands
+            .send(Command::Release(reason, tx))
+            .await
+            .is_ok()
+        {
             let _ = rx.await;
         }
         if let Some(task) = self.task.take() {
@@ -645,6 +691,7 @@ struct ElectorTask {
     /// When a standby retries after a failed attempt.
     retry_at: Option<Instant>,
     seen_in_listing: bool,
+    last_lost: Option<Instant>,
 }
 
 impl ElectorTask {
@@ -667,8 +714,12 @@ impl ElectorTask {
             let wake = self.next_wake();
             tokio::select! {
                 command = commands.recv() => {
-                    let reply = command.map(|Command::Release(reply)| reply);
-                    self.release().await;
+                    let (reason, reply) = match command {
+                        Some(Command::Release(reason, reply)) => (reason, Some(reply)),
+                        // Every handle is gone: as a shutdown.
+                        None => (ReleaseReason::Shutdown, None),
+                    };
+                    self.release(reason).await;
                     if let Some(reply) = reply {
                         let _ = reply.send(());
                     }
@@ -753,16 +804,25 @@ impl ElectorTask {
         };
         if taken {
             tracing::warn!(component = %self.config.component, "lock taken by another holder; stepping down");
-            self.step_down();
+            self.lose();
         }
     }
 
     fn on_deleted(&mut self) {
         if self.lock().grant.is_some() {
             tracing::warn!(component = %self.config.component, configmap = %self.name, "lock ConfigMap deleted while leading; leadership revoked, contending again");
-            self.step_down();
+            self.lose();
         }
         self.retry_at = None;
+    }
+
+    /// Leadership taken away (not given up): counted and reported as `lost`.
+    fn lose(&mut self) {
+        if self.lock().grant.is_some() {
+            crate::metrics::count_release(ReleaseReason::Lost);
+            self.last_lost = Some(Instant::now());
+        }
+        self.step_down();
     }
 
     fn step_down(&mut self) {
@@ -777,7 +837,7 @@ impl ElectorTask {
         match grant {
             Some(g) if now >= g.valid_until => {
                 tracing::warn!(component = %self.config.component, "no renew succeeded within the renew deadline; stepping down");
-                self.step_down();
+                self.lose();
             }
             Some(_) => {
                 if self.next_renew.is_some_and(|t| now >= t) {
@@ -936,7 +996,7 @@ impl ElectorTask {
             }
             Err(e) => {
                 tracing::warn!(component = %self.config.component, error = %e, "could not confirm leadership; stepping down");
-                self.step_down();
+                self.lose();
                 self.retry_at = Some(Instant::now() + t.retry_period);
             }
         }
@@ -946,7 +1006,7 @@ impl ElectorTask {
         let t = self.config.timings;
         loop {
             let Some(current) = self.lock().observation.configmap().cloned() else {
-                self.step_down();
+                self.lose();
                 return;
             };
             let previous = self.lock().observation.record().cloned();
@@ -954,7 +1014,7 @@ impl ElectorTask {
                 matches!(&previous, Some(Ok(r)) if r.holder_identity == self.config.identity);
             if !ours {
                 tracing::warn!(component = %self.config.component, "lock no longer names us; stepping down");
-                self.step_down();
+                self.lose();
                 return;
             }
             let record = acquisition_record(
@@ -1026,19 +1086,21 @@ impl ElectorTask {
                 .grant
                 .is_none_or(|g| Instant::now() >= g.valid_until)
             {
-                self.step_down();
+                self.lose();
                 return;
             }
         }
     }
 
     /// Graceful shutdown: leader work stops first, then one compare-and-swap frees the lock.
-    async fn release(&mut self) {
+    async fn release(&mut self, reason: ReleaseReason) {
         let was_leader = self.lock().grant.is_some();
         self.step_down();
         if !was_leader {
             return;
         }
+        crate::metrics::count_release(reason);
+        tracing::info!(component = %self.config.component, reason = %reason, "releasing leadership");
         for _ in 0..3 {
             let (current, previous) = {
                 let st = self.lock();
@@ -1100,6 +1162,7 @@ impl ElectorTask {
                 leader,
                 lease_expires_at: st.observation.lease_expires_at(),
                 synced: self.synced,
+                last_lost: self.last_lost,
             }
         };
         let component = self.config.component.to_string();
@@ -1114,7 +1177,8 @@ impl ElectorTask {
                 || current.session_id != next.session_id
                 || current.holder_identity != next.holder_identity
                 || current.leader != next.leader
-                || current.synced != next.synced;
+                || current.synced != next.synced
+                || current.last_lost != next.last_lost;
             *current = next;
             changed
         });

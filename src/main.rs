@@ -13,6 +13,7 @@ use hakeeper::kubeconn::KubeArgs;
 use hakeeper::layout::{ClusterId, Component, OwnerRef};
 use hakeeper::lease::Timings;
 use hakeeper::sidecar::listen::{Listen, check_exposure, parse_token};
+use hakeeper::sidecar::liveness::{Liveness, Probe};
 use hakeeper::sidecar::serve;
 use hakeeper::sidecar::{Sidecar, SidecarConfig, StoreSettings};
 use hakeeper::storage::{Location, S3Options};
@@ -65,6 +66,9 @@ enum Command {
     /// Measure the system (figures for docs/BENCHMARKS.md).
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// The demo's simulated JobManager as a process of its own (its events as JSON lines)
+    #[command(hide = true)]
+    DemoJobmanager(DemoJobmanagerArgs),
 }
 
 #[derive(Debug, Args)]
@@ -171,10 +175,32 @@ struct FailoverArgs {
     /// How long to count requests with a stable leader
     #[arg(long, env = "HAKEEPER_REST", default_value = "60s", value_parser = parse_duration)]
     rest: Duration,
+    /// Rounds in which the leader's JobManager crashes (its sidecar lives)
+    #[arg(long, env = "HAKEEPER_CLIENT_ROUNDS", default_value_t = 50)]
+    client_rounds: usize,
+    /// Rounds in which the leader's JobManager hangs (each takes the client timeout)
+    #[arg(long, env = "HAKEEPER_HANG_ROUNDS", default_value_t = 5)]
+    hang_rounds: usize,
+    /// The sidecars' client timeout [default: the renew deadline]
+    #[arg(long, env = "HAKEEPER_CLIENT_TIMEOUT", value_parser = parse_duration)]
+    client_timeout: Option<Duration>,
     #[command(flatten)]
     timings: TimingArgs,
     #[command(flatten)]
     kube: KubeArgs,
+}
+
+#[derive(Debug, Args)]
+struct DemoJobmanagerArgs {
+    /// The sidecar's local API, `http://HOST:PORT`
+    #[arg(long)]
+    sidecar: String,
+    #[arg(long)]
+    name: String,
+    #[arg(long)]
+    job_id: String,
+    #[arg(long, default_value = "200ms", value_parser = parse_duration)]
+    checkpoint_interval: Duration,
 }
 
 #[derive(Debug, Args)]
@@ -206,6 +232,8 @@ struct SidecarArgs {
     /// The address to publish as leader for the components of --contend
     #[arg(long, env = "HAKEEPER_ADDRESS")]
     address: Option<String>,
+    #[command(flatten)]
+    liveness: LivenessArgs,
     /// Holder identity in the lock [default: a fresh UUID per process]
     #[arg(long, env = "HAKEEPER_IDENTITY")]
     identity: Option<String>,
@@ -219,6 +247,58 @@ struct SidecarArgs {
     owner_reference: Option<OwnerRef>,
     #[command(flatten)]
     kube: KubeArgs,
+}
+
+/// What leadership depends on: API clients showing life, and for --contend, a probe.
+#[derive(Debug, Args)]
+struct LivenessArgs {
+    /// An API client (JobManager) that sends nothing for this long has every leadership it
+    /// holds released [default: the renew deadline]
+    #[arg(long, env = "HAKEEPER_CLIENT_TIMEOUT", value_parser = parse_duration)]
+    client_timeout: Option<Duration>,
+    /// For --contend: the JobManager's HTTP endpoint to probe every retry period (e.g. its
+    /// REST port, `http://127.0.0.1:8081/config`); the leaderships are released after
+    /// --liveness-failures failures in a row, and contended again once it answers
+    #[arg(long, env = "HAKEEPER_LIVENESS_URL", conflicts_with = "liveness")]
+    liveness_url: Option<String>,
+    /// For --contend: `none` leads for as long as the sidecar lives, whatever becomes of the
+    /// JobManager (only for demos and tests)
+    #[arg(long, env = "HAKEEPER_LIVENESS", value_parser = ["none"])]
+    liveness: Option<String>,
+    /// Failed probes in a row that release the --contend leaderships
+    #[arg(long, env = "HAKEEPER_LIVENESS_FAILURES", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+    liveness_failures: u32,
+    /// How long one probe may take
+    #[arg(long, env = "HAKEEPER_LIVENESS_TIMEOUT", default_value = "1s", value_parser = parse_duration)]
+    liveness_timeout: Duration,
+}
+
+impl LivenessArgs {
+    /// What --contend leadership depends on; a start-up error when --contend names neither.
+    fn liveness(&self, contending: bool, timings: &Timings) -> anyhow::Result<Option<Liveness>> {
+        match (&self.liveness_url, &self.liveness) {
+            (Some(url), _) => Ok(Some(Liveness::Http(Probe {
+                url: hakeeper::sidecar::liveness::parse_url(url).map_err(anyhow::Error::msg)?,
+                timeout: self.liveness_timeout,
+                failures: self.liveness_failures,
+                period: timings.retry_period,
+            }))),
+            (None, Some(_)) => Ok(Some(Liveness::None)),
+            (None, None) if contending => anyhow::bail!(
+                "--contend needs to know what its leadership depends on: --liveness-url URL (the JobManager's HTTP endpoint, e.g. http://127.0.0.1:8081/config; released after --liveness-failures failed probes) or --liveness none (lead for as long as the sidecar lives: only for demos and tests)"
+            ),
+            (None, None) => Ok(None),
+        }
+    }
+
+    fn client_timeout(&self, timings: &Timings) -> anyhow::Result<Duration> {
+        let timeout = self.client_timeout.unwrap_or(timings.renew_deadline);
+        anyhow::ensure!(
+            timeout >= Duration::from_millis(100),
+            "--client-timeout {timeout:?} is too short: at least 100ms"
+        );
+        Ok(timeout)
+    }
 }
 
 /// Where payloads (job graphs, checkpoints, blobs) are stored, and the stores' policies.
@@ -344,7 +424,7 @@ impl SidecarArgs {
     fn describe(&self, namespace: &str) -> String {
         let s3 = &self.storage.s3;
         format!(
-            "cluster-id={} namespace={namespace} listen={} token={} storage-dir={} s3-endpoint={} s3-path-style={} s3-region={} s3-keys={} lease-duration={:?} renew-deadline={:?} retry-period={:?} checkpoints-retained={} strict-recovery={} max-payload-bytes={} flink-conf={}",
+            "cluster-id={} namespace={namespace} listen={} token={} storage-dir={} s3-endpoint={} s3-path-style={} s3-region={} s3-keys={} lease-duration={:?} renew-deadline={:?} retry-period={:?} client-timeout={} liveness={} checkpoints-retained={} strict-recovery={} max-payload-bytes={} flink-conf={}",
             self.cluster_id
                 .as_ref()
                 .map_or("-".to_string(), ToString::to_string),
@@ -366,6 +446,17 @@ impl SidecarArgs {
             self.timings.lease_duration,
             self.timings.renew_deadline,
             self.timings.retry_period,
+            self.liveness
+                .client_timeout
+                .map_or("renew-deadline".to_string(), |d| format!("{d:?}")),
+            match (&self.liveness.liveness_url, &self.liveness.liveness) {
+                (Some(url), _) => format!(
+                    "{url} (failures {}, timeout {:?})",
+                    self.liveness.liveness_failures, self.liveness.liveness_timeout
+                ),
+                (None, Some(mode)) => mode.clone(),
+                (None, None) => "-".to_string(),
+            },
             self.storage.checkpoints_retained,
             self.storage.strict_recovery,
             self.storage.max_payload_bytes,
@@ -501,6 +592,13 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Decode(args) => decode(args),
         Command::Bench(BenchCommand::Failover(args)) => bench_failover(args).await,
         Command::Bench(BenchCommand::Checkpoints(args)) => bench_checkpoints(args).await,
+        Command::DemoJobmanager(a) => Ok(hakeeper::demo::jobmanager_process(
+            a.sidecar,
+            a.name,
+            a.job_id,
+            a.checkpoint_interval,
+        )
+        .await?),
     }
 }
 
@@ -615,7 +713,16 @@ async fn bench_failover(args: FailoverArgs) -> anyhow::Result<()> {
             config.cluster_url.to_string()
         },
     );
-    let report = hakeeper::bench::failover(config, &namespace, &params).await?;
+    let clients = hakeeper::bench::clients::ClientFailoverParams {
+        crash_rounds: args.client_rounds,
+        hang_rounds: args.hang_rounds,
+        timings: params.timings,
+        client_timeout: args.client_timeout.unwrap_or(params.timings.renew_deadline),
+        rest: args.rest,
+    };
+    let report = hakeeper::bench::failover(config.clone(), &namespace, &params).await?;
+    print!("{}", report.render());
+    let report = hakeeper::bench::clients::client_failover(config, &namespace, &clients).await?;
     print!("{}", report.render());
     if let Some(server) = server {
         server.shutdown().await?;
@@ -668,6 +775,8 @@ async fn sidecar(args: SidecarArgs) -> anyhow::Result<()> {
         None => None,
     };
     check_exposure(&args.listen, token.is_some()).map_err(anyhow::Error::msg)?;
+    let liveness = args.liveness.liveness(!args.contend.is_empty(), &timings)?;
+    let client_timeout = args.liveness.client_timeout(&timings)?;
     let (client, namespace) = args.kube.client().await?;
     let identity = args
         .identity
@@ -680,6 +789,7 @@ async fn sidecar(args: SidecarArgs) -> anyhow::Result<()> {
     tracing::info!(config = %args.describe(&namespace), "effective configuration");
     let stores = args.storage.settings(&cluster_id).await?;
     let sidecar = Sidecar::new(SidecarConfig {
+        client_timeout,
         stores,
         client,
         namespace: namespace.clone(),
@@ -704,20 +814,33 @@ async fn sidecar(args: SidecarArgs) -> anyhow::Result<()> {
         listener,
         app,
         serve::Limits::default(),
-        stop_rx,
+        stop_rx.clone(),
     ));
     tracing::info!(cluster_id = %cluster_id, namespace = %namespace, identity = %identity, listen = %bound, token = args.token_file.is_some(), "sidecar starting");
+    let mut prober = None;
     if let Some(address) = &args.address {
         for component in &args.contend {
             sidecar
-                .contend(component.clone(), address.clone())
+                .contend(component.clone(), address.clone(), None)
                 .map_err(|e| anyhow::anyhow!("{}", e.message))?;
+        }
+        if let Some(Liveness::Http(probe)) = liveness {
+            prober = Some(tokio::spawn(hakeeper::sidecar::liveness::run(
+                sidecar.clone(),
+                probe,
+                args.contend.clone(),
+                address.clone(),
+                stop_rx.clone(),
+            )));
         }
     }
     println!("hakeeper sidecar: local API on {bound}");
     signals.wait().await?;
     tracing::info!("shutting down: no new connections, releasing leases");
     let _ = stop_tx.send(true);
+    if let Some(prober) = prober {
+        let _ = prober.await;
+    }
     sidecar.shutdown().await;
     // Open SSE streams would hold graceful shutdown; do not wait for them for long.
     match tokio::time::timeout(Duration::from_secs(2), server).await {

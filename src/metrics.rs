@@ -22,6 +22,11 @@ pub struct KindLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabel {
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OperationLabel {
     pub operation: String,
 }
@@ -52,6 +57,8 @@ pub struct Metrics {
     pub configmap_bytes: Family<ConfigMapLabel, Gauge>,
     pub payload_bytes_written: Counter,
     pub storage_errors: Family<KindLabel, Counter>,
+    pub releases: Family<ReasonLabel, Counter>,
+    pub clients: Gauge,
     registry: Registry,
 }
 
@@ -68,6 +75,8 @@ impl Metrics {
             configmap_bytes: Family::default(),
             payload_bytes_written: Counter::default(),
             storage_errors: Family::default(),
+            releases: Family::default(),
+            clients: Gauge::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -110,6 +119,16 @@ impl Metrics {
             "storage_errors",
             "Failed object storage calls by kind",
             m.storage_errors.clone(),
+        );
+        registry.register(
+            "leadership_releases",
+            "Leaderships this process gave up or lost, by reason: client_gone, client_timeout, liveness_failed, api_delete, shutdown, lost",
+            m.releases.clone(),
+        );
+        registry.register(
+            "clients",
+            "Clients (JobManagers) registered with this sidecar and not released",
+            m.clients.clone(),
         );
         Metrics { registry, ..m }
     }
@@ -229,6 +248,20 @@ pub fn storage_error(kind: &str) {
         .inc();
 }
 
+/// Count a leadership this process held and gave up or lost.
+pub fn count_release(reason: crate::election::ReleaseReason) {
+    get()
+        .releases
+        .get_or_create(&ReasonLabel {
+            reason: reason.as_str().to_string(),
+        })
+        .inc();
+}
+
+pub fn set_clients(n: usize) {
+    get().clients.set(n as i64);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -243,6 +276,8 @@ mod tests {
         set_configmap_bytes("c-dispatcher-leader", 1234);
         observe_store("checkpoint_add", Instant::now(), Some("NotLeader"));
         observe_renew("dispatcher", Instant::now());
+        count_release(crate::election::ReleaseReason::ClientTimeout);
+        set_clients(2);
         let text = get().encode();
         for line in [
             "hakeeper_leader{component=\"dispatcher\"} 1",
@@ -253,6 +288,8 @@ mod tests {
             "hakeeper_store_operation_errors_total{operation=\"checkpoint_add\",kind=\"NotLeader\"} 1",
             "hakeeper_store_operation_duration_seconds_count{operation=\"checkpoint_add\"} 1",
             "hakeeper_renew_duration_seconds_bucket{le=",
+            "hakeeper_leadership_releases_total{reason=\"client_timeout\"}",
+            "# TYPE hakeeper_clients gauge",
         ] {
             assert!(text.contains(line), "missing {line} in\n{text}");
         }

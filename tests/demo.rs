@@ -19,8 +19,15 @@ fn the_demo_passes_every_check() {
         out.status
     );
     for expected in [
-        "<- crash (SIGKILL) of its pod",
-        "<- graceful stop (SIGTERM) of its pod",
+        "<- SIGKILL of its JobManager process (the sidecar lives on)",
+        "<- SIGSTOP of its JobManager process",
+        "the resumed jm-",
+        "learned it had been released",
+        "wrote no checkpoint after it was deposed",
+        "<- pod crash (SIGKILL): its sidecar and JobManager",
+        "<- graceful pod stop (SIGTERM): its sidecar and JobManager",
+        "takeover after JobManager crash (SIGKILL, sidecar lives):",
+        "takeover after JobManager hang (SIGSTOP):",
         "recovered checkpoint",
         "recovered the job graph",
         "acknowledged checkpoints lost: 0",

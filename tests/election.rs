@@ -6,7 +6,9 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::TestCluster;
-use hakeeper::election::{ElectionConfig, Elector, FenceError, LeaderInfo, LeadershipState};
+use hakeeper::election::{
+    ElectionConfig, Elector, FenceError, LeaderInfo, LeadershipState, ReleaseReason,
+};
 use hakeeper::layout::{ClusterId, Component};
 use hakeeper::lease::{LEADER_ANNOTATION, LeaderRecord, Timings};
 use hakeeper::retrieval::{LeaderChange, Retriever, follow_changes};
@@ -117,7 +119,7 @@ async fn three_contenders_one_leader_with_flink_layout() {
     assert_eq!(data["sessionId"], state.session_id.unwrap().to_string());
     assert!(data["address"].contains(&format!("jm-{i}")));
     for e in electors.into_iter().flatten() {
-        e.release().await;
+        e.release(ReleaseReason::Shutdown).await;
     }
     c.cleanup().await;
 }
@@ -145,7 +147,11 @@ async fn crash_and_release_hand_over() {
 
     // Graceful release: the last one leads within 1 s.
     let released_at = Instant::now();
-    electors[second].take().unwrap().release().await;
+    electors[second]
+        .take()
+        .unwrap()
+        .release(ReleaseReason::Shutdown)
+        .await;
     let (third, _) = one_leader(&electors, Duration::from_secs(1)).await;
     eprintln!("takeover after release: {:?}", released_at.elapsed());
     assert!(third != first && third != second);
@@ -161,7 +167,7 @@ async fn crash_and_release_hand_over() {
         "two changes of holder after the first grant"
     );
     for e in electors.into_iter().flatten() {
-        e.release().await;
+        e.release(ReleaseReason::Shutdown).await;
     }
     c.cleanup().await;
 }
@@ -211,7 +217,7 @@ async fn configmap_deleted_under_the_leader() {
         after.session_id.unwrap().to_string()
     );
     for e in electors.into_iter().flatten() {
-        e.release().await;
+        e.release(ReleaseReason::Shutdown).await;
     }
     c.cleanup().await;
 }
@@ -311,7 +317,7 @@ async fn retrievers_agree_on_changes() {
         if round == 0 {
             e.abort()
         } else {
-            e.release().await
+            e.release(ReleaseReason::Shutdown).await
         }
     }
     let (_, s) = one_leader(&electors, Duration::from_secs(10)).await;
@@ -331,7 +337,7 @@ async fn retrievers_agree_on_changes() {
         assert_eq!(log.borrow()[1].old.as_ref(), Some(&expected[0]));
     }
     for e in electors.into_iter().flatten() {
-        e.release().await;
+        e.release(ReleaseReason::Shutdown).await;
     }
     for (r, t) in followers {
         drop(r);
@@ -375,7 +381,7 @@ async fn owner_reference_only_when_asked() {
     );
     assert_eq!(owners[0].api_version, "apps/v1");
     for e in electors.into_iter().flatten() {
-        e.release().await;
+        e.release(ReleaseReason::Shutdown).await;
     }
     c.cleanup().await;
 }
@@ -451,7 +457,7 @@ async fn a_write_held_past_the_lease_does_not_land() {
     );
     let record = LeaderRecord::parse(&cm.metadata.annotations.unwrap()[LEADER_ANNOTATION]).unwrap();
     assert_eq!(record.holder_identity, "held-1");
-    b.release().await;
+    b.release(ReleaseReason::Shutdown).await;
     for e in electors.into_iter().flatten() {
         e.abort();
     }

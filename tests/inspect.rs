@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use common::TestCluster;
-use hakeeper::election::{ElectionConfig, Elector};
+use hakeeper::election::{ElectionConfig, Elector, ReleaseReason};
 use hakeeper::inspect::{self, JobState, Layout, LockStatus, VerificationSummary};
 use hakeeper::layout::{ClusterId, Component, JobId};
 use hakeeper::lease::{LEADER_ANNOTATION, Timings};
@@ -365,9 +365,9 @@ async fn inspect_shows_what_the_stores_wrote_and_finds_a_lost_payload() {
     );
     assert_eq!(json["components"][0]["lock"]["holderIdentity"], "jm-0");
 
-    dispatcher.release().await;
-    resourcemanager.release().await;
-    jobmanager.release().await;
+    dispatcher.release(ReleaseReason::Shutdown).await;
+    resourcemanager.release(ReleaseReason::Shutdown).await;
+    jobmanager.release(ReleaseReason::Shutdown).await;
     c.cleanup().await;
 }
 

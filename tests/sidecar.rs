@@ -10,6 +10,7 @@ use std::process::{ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use common::TestCluster;
+use common::client::JobManagerClient;
 use futures::StreamExt;
 use hakeeper::lease::{LEADER_ANNOTATION, LeaderRecord};
 use k8s_openapi::api::core::v1::ConfigMap;
@@ -133,11 +134,22 @@ impl Sidecar {
         body
     }
 
-    /// `PUT /v1/leadership/{component}` with this sidecar's address.
-    async fn contend(&self, http: &reqwest::Client, component: &str) -> Value {
+    /// A JobManager client of this sidecar (registered, its event stream open, kept alive).
+    async fn client(&self) -> JobManagerClient {
+        JobManagerClient::start(&self.base, &format!("jm-{}", self.name)).await
+    }
+
+    /// `PUT /v1/leadership/{component}` with this sidecar's address, for `client`.
+    async fn contend(
+        &self,
+        http: &reqwest::Client,
+        client: &JobManagerClient,
+        component: &str,
+    ) -> Value {
         let (status, body) = send(
-            http.put(self.leadership(component))
-                .json(&json!({"address": self.address})),
+            client.on(http
+                .put(self.leadership(component))
+                .json(&json!({"address": self.address}))),
         )
         .await;
         assert_eq!(
@@ -404,13 +416,14 @@ async fn two_sidecars_agree_on_one_leader() {
     let http = http_client();
     let a = Sidecar::start(&c, "a", &[]).await;
     let b = Sidecar::start(&c, "b", &[]).await;
-    for s in [&a, &b] {
+    let (a_jm, b_jm) = (a.client().await, b.client().await);
+    for (s, jm) in [(&a, &a_jm), (&b, &b_jm)] {
         let (status, body) = send(http.get(s.url("/livez"))).await;
         assert_eq!(status, StatusCode::OK, "{body}");
-        s.contend(&http, "dispatcher").await;
+        s.contend(&http, jm, "dispatcher").await;
     }
-    // Idempotent for the same address.
-    a.contend(&http, "dispatcher").await;
+    // Idempotent for the same address and client.
+    a.contend(&http, &a_jm, "dispatcher").await;
 
     let sidecars = [&a, &b];
     let (i, views) = converged(&http, &sidecars, "dispatcher").await;
@@ -446,19 +459,32 @@ async fn two_sidecars_agree_on_one_leader() {
     }
     a.kill().await;
     b.kill().await;
+    drop((a_jm, b_jm));
     c.cleanup().await;
 }
 
+/// A sidecar and the JobManager client that contends through it (which must live as long as
+/// the contention is needed).
+type Contending = (Sidecar, JobManagerClient);
+
 /// Two sidecars contending for the dispatcher, once they agree:
 /// (leader, standby, the leader as both report it).
-async fn leader_and_standby(c: &TestCluster, http: &reqwest::Client) -> (Sidecar, Sidecar, Value) {
+async fn leader_and_standby(
+    c: &TestCluster,
+    http: &reqwest::Client,
+) -> (Contending, Contending, Value) {
     let a = Sidecar::start(c, "a", &[]).await;
     let b = Sidecar::start(c, "b", &[]).await;
-    a.contend(http, "dispatcher").await;
-    b.contend(http, "dispatcher").await;
+    let (a_jm, b_jm) = (a.client().await, b.client().await);
+    a.contend(http, &a_jm, "dispatcher").await;
+    b.contend(http, &b_jm, "dispatcher").await;
     let (i, views) = converged(http, &[&a, &b], "dispatcher").await;
     let old_leader = views[i]["leader"].clone();
-    let (leader, standby) = if i == 0 { (a, b) } else { (b, a) };
+    let (leader, standby) = if i == 0 {
+        ((a, a_jm), (b, b_jm))
+    } else {
+        ((b, b_jm), (a, a_jm))
+    };
     (leader, standby, old_leader)
 }
 
@@ -466,7 +492,8 @@ async fn leader_and_standby(c: &TestCluster, http: &reqwest::Client) -> (Sidecar
 async fn sigterm_releases_and_the_standby_streams_its_takeover() {
     let c = TestCluster::start().await;
     let http = http_client();
-    let (mut leader, standby, old_leader) = leader_and_standby(&c, &http).await;
+    let ((mut leader, _leader_jm), (standby, standby_jm), old_leader) =
+        leader_and_standby(&c, &http).await;
 
     let mut events = sse(&standby, "dispatcher").await;
     let (name, first) = tokio::time::timeout(Duration::from_secs(2), events.recv())
@@ -563,6 +590,7 @@ async fn sigterm_releases_and_the_standby_streams_its_takeover() {
     history_task.abort();
     standby.kill().await;
     leader.kill().await;
+    drop(standby_jm);
     c.cleanup().await;
 }
 
@@ -570,7 +598,8 @@ async fn sigterm_releases_and_the_standby_streams_its_takeover() {
 async fn delete_releases_to_the_other_sidecar() {
     let c = TestCluster::start().await;
     let http = http_client();
-    let (leader, standby, old_leader) = leader_and_standby(&c, &http).await;
+    let ((leader, leader_jm), (standby, standby_jm), old_leader) =
+        leader_and_standby(&c, &http).await;
 
     let (status, body) = leader.delete(&http, "dispatcher").await;
     assert_eq!(status, StatusCode::OK, "{body}");
@@ -613,8 +642,8 @@ async fn delete_releases_to_the_other_sidecar() {
     assert_eq!(follower["holderIdentity"], standby.identity.as_str());
     assert_ne!(new["leader"], old_leader);
 
-    // Contending again makes it a standby; the leader stays.
-    leader.contend(&http, "dispatcher").await;
+    // Contending again (the same client, still live) makes it a standby; the leader stays.
+    leader.contend(&http, &leader_jm, "dispatcher").await;
     let (j, _) = converged(&http, &[&leader, &standby], "dispatcher").await;
     assert_eq!(j, 1, "the new leader keeps its lease");
     let (_, record, _) = lock_of(&c, DISPATCHER_CM).await;
@@ -622,6 +651,7 @@ async fn delete_releases_to_the_other_sidecar() {
 
     leader.kill().await;
     standby.kill().await;
+    drop((leader_jm, standby_jm));
     c.cleanup().await;
 }
 
@@ -631,10 +661,12 @@ async fn api_errors_and_following_without_contending() {
     let http = http_client();
     let a = Sidecar::start(&c, "a", &[]).await;
     let b = Sidecar::start(&c, "b", &[]).await;
+    let a_jm = a.client().await;
 
     let (status, body) = send(
-        http.put(a.leadership("bogus"))
-            .json(&json!({"address": a.address})),
+        a_jm.on(http
+            .put(a.leadership("bogus"))
+            .json(&json!({"address": a.address}))),
     )
     .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
@@ -645,25 +677,38 @@ async fn api_errors_and_following_without_contending() {
     assert_eq!(body["error"], "BadRequest", "{body}");
 
     let (status, body) = send(
-        http.put(a.leadership("dispatcher"))
+        a_jm.on(http
+            .put(a.leadership("dispatcher"))
             .header("content-type", "application/json")
-            .body("this is not JSON"),
+            .body("this is not JSON")),
     )
     .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     assert_eq!(body["error"], "BadRequest", "{body}");
     let (status, body) = send(
-        http.put(a.leadership("dispatcher"))
-            .json(&json!({"address": "  "})),
+        a_jm.on(http
+            .put(a.leadership("dispatcher"))
+            .json(&json!({"address": "  "}))),
     )
     .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     assert_eq!(body["error"], "BadRequest", "{body}");
 
-    a.contend(&http, "dispatcher").await;
+    // Contending is only ever on behalf of a client.
     let (status, body) = send(
         http.put(a.leadership("dispatcher"))
-            .json(&json!({"address": "somewhere-else:6123"})),
+            .json(&json!({"address": a.address})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["error"], "ClientRequired", "{body}");
+    assert!(body["message"].is_string(), "{body}");
+
+    a.contend(&http, &a_jm, "dispatcher").await;
+    let (status, body) = send(
+        a_jm.on(http
+            .put(a.leadership("dispatcher"))
+            .json(&json!({"address": "somewhere-else:6123"}))),
     )
     .await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
@@ -720,6 +765,7 @@ async fn api_errors_and_following_without_contending() {
 
     a.kill().await;
     b.kill().await;
+    drop(a_jm);
     c.cleanup().await;
 }
 
@@ -736,6 +782,8 @@ async fn contend_at_startup_without_any_put() {
             "dispatcher,resourcemanager",
             "--address",
             address,
+            "--liveness",
+            "none",
         ],
     )
     .await;
@@ -764,13 +812,16 @@ async fn contend_at_startup_without_any_put() {
     let v = s.get(&http, "restserver").await;
     assert_eq!(v["contending"], false, "{v}");
     // The startup contention uses the --address: a different one conflicts.
+    let jm = s.client().await;
     let (status, body) = send(
-        http.put(s.leadership("resourcemanager"))
-            .json(&json!({"address": "other:6123"})),
+        jm.on(http
+            .put(s.leadership("resourcemanager"))
+            .json(&json!({"address": "other:6123"}))),
     )
     .await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
     s.kill().await;
+    drop(jm);
     c.cleanup().await;
 }
 
@@ -839,7 +890,15 @@ async fn bad_timings_and_ids_are_refused() {
     );
     let stderr = refused(&["--cluster-id", "BAD_ID"]).await;
     assert!(stderr.contains("invalid cluster id"), "{stderr}");
-    let stderr = refused(&["--cluster-id", "c", "--contend", "dispatcher"]).await;
+    let stderr = refused(&[
+        "--cluster-id",
+        "c",
+        "--contend",
+        "dispatcher",
+        "--liveness",
+        "none",
+    ])
+    .await;
     assert!(stderr.contains("--address"), "{stderr}");
     let stderr = refused(&[
         "--cluster-id",
@@ -848,6 +907,8 @@ async fn bad_timings_and_ids_are_refused() {
         "leader",
         "--address",
         "x:1",
+        "--liveness",
+        "none",
     ])
     .await;
     assert!(stderr.contains("unknown component"), "{stderr}");
@@ -860,13 +921,14 @@ async fn stream_opened_before_contending_reports_the_leadership() {
     let c = TestCluster::start().await;
     let http = http_client();
     let s = Sidecar::start(&c, "early", &[]).await;
+    let jm = s.client().await;
     let mut events = sse(&s, "dispatcher").await;
     let (_, first) = tokio::time::timeout(ELECTION, events.recv())
         .await
         .expect("first event")
         .expect("stream open");
     assert_eq!(first["contending"], false, "{first}");
-    s.contend(&http, "dispatcher").await;
+    s.contend(&http, &jm, "dispatcher").await;
     let led = tokio::time::timeout(ELECTION, async {
         while let Some((_, v)) = events.recv().await {
             if v["isLeader"] == true {
@@ -881,6 +943,7 @@ async fn stream_opened_before_contending_reports_the_leadership() {
     assert_eq!(led["contending"], true, "{led}");
     assert_eq!(led["leader"]["address"], s.address.as_str(), "{led}");
     s.kill().await;
+    drop(jm);
     c.cleanup().await;
 }
 
@@ -892,7 +955,14 @@ async fn sigterm_right_after_start_is_handled() {
         let mut s = Sidecar::start(
             &c,
             &format!("quick{round}"),
-            &["--contend", "dispatcher", "--address", "jm:1"],
+            &[
+                "--contend",
+                "dispatcher",
+                "--address",
+                "jm:1",
+                "--liveness",
+                "none",
+            ],
         )
         .await;
         let status = s.signal("TERM").await;
@@ -1021,7 +1091,7 @@ async fn non_loopback_without_a_token_is_refused() {
 async fn metrics_and_leader_readiness_per_process() {
     let c = TestCluster::start().await;
     let http = http_client();
-    let (leader, standby, _) = leader_and_standby(&c, &http).await;
+    let ((leader, leader_jm), (standby, standby_jm), _) = leader_and_standby(&c, &http).await;
     let text = |s: &Sidecar| {
         let url = s.url("/metrics");
         let http = http.clone();
@@ -1064,6 +1134,7 @@ async fn metrics_and_leader_readiness_per_process() {
         StatusCode::SERVICE_UNAVAILABLE
     );
     drop((leader, standby));
+    drop((leader_jm, standby_jm));
     c.cleanup().await;
 }
 
@@ -1096,6 +1167,8 @@ async fn flink_conf_fills_in_and_secrets_stay_out_of_the_log() {
         "dispatcher",
         "--address",
         "jm-file:6123",
+        "--liveness",
+        "none",
     ];
     let args: Vec<&std::ffi::OsStr> = flags
         .iter()

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::TestCluster;
+use common::client::JobManagerClient;
 use common::faults::FaultyStore;
 use common::s3::S3Server;
 use hakeeper::handle;
@@ -66,6 +67,8 @@ impl Local {
                 checkpoints_retained: retained,
                 strict_recovery: false,
             }),
+            // As `hakeeper sidecar` without --client-timeout.
+            client_timeout: timings.renew_deadline,
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
@@ -84,11 +87,23 @@ impl Local {
         format!("{}{path}", self.base)
     }
 
-    /// Contend for `component` and wait until this sidecar leads it; its session.
-    async fn lead(&self, http: &reqwest::Client, component: &str) -> String {
+    /// A JobManager client of this sidecar (registered, its event stream open, kept alive).
+    async fn client(&self) -> JobManagerClient {
+        JobManagerClient::start(&self.base, "jm").await
+    }
+
+    /// Contend for `component` on behalf of `client` and wait until this sidecar leads it;
+    /// its session.
+    async fn lead(
+        &self,
+        http: &reqwest::Client,
+        client: &JobManagerClient,
+        component: &str,
+    ) -> String {
         let (status, body) = send(
-            http.put(self.url(&format!("/v1/leadership/{component}")))
-                .json(&json!({"address": "jm:6123"})),
+            client.on(http
+                .put(self.url(&format!("/v1/leadership/{component}")))
+                .json(&json!({"address": "jm:6123"}))),
         )
         .await;
         assert_eq!(status, StatusCode::ACCEPTED, "{body}");
@@ -149,13 +164,16 @@ async fn job_graphs_status_and_blobs_over_s3_in_flinks_layout() {
     let leader = Local::start(&c, storage.clone(), &dir, 1).await;
     let standby = Local::start(&c, storage.clone(), &dir, 1).await;
     let http = reqwest::Client::new();
-    let session = leader.lead(&http, "dispatcher").await;
+    let (leader_jm, standby_jm) = (leader.client().await, standby.client().await);
+    let session = leader.lead(&http, &leader_jm, "dispatcher").await;
     // The standby contends too, and waits.
-    send(
-        http.put(standby.url("/v1/leadership/dispatcher"))
-            .json(&json!({"address": "jm-b:6123"})),
+    let (status, body) = send(
+        standby_jm.on(http
+            .put(standby.url("/v1/leadership/dispatcher"))
+            .json(&json!({"address": "jm-b:6123"}))),
     )
     .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
 
     // readinessProbe for "route to the leader only".
     let (status, _) = send(http.get(leader.url("/readyz?leader=dispatcher"))).await;
@@ -372,6 +390,7 @@ async fn job_graphs_status_and_blobs_over_s3_in_flinks_layout() {
 
     leader.stop().await;
     standby.stop().await;
+    drop((leader_jm, standby_jm));
     s3.shutdown().await;
     c.cleanup().await;
 }
@@ -385,7 +404,8 @@ async fn checkpoints_counter_and_recovery_over_file() {
     let leader = Local::start(&c, storage.clone(), &dir, 2).await;
     let http = reqwest::Client::new();
     let component = format!("jobmanager/{JOB}");
-    let session = leader.lead(&http, &component).await;
+    let jm = leader.client().await;
+    let session = leader.lead(&http, &jm, &component).await;
     let cm_name = format!("{CLUSTER}-{JOB}-jobmanager-leader");
     let url = |p: &str| leader.url(&format!("/v1/jobs/{JOB}{p}"));
 
@@ -592,6 +612,7 @@ async fn checkpoints_counter_and_recovery_over_file() {
     );
 
     leader.stop().await;
+    drop(jm);
     c.cleanup().await;
 }
 
@@ -605,7 +626,8 @@ async fn storage_outage_answers_503_and_writes_nothing_to_the_configmap() {
     let leader = Local::start(&c, faulty.clone() as Arc<dyn ObjectStore>, &dir, 1).await;
     let http = reqwest::Client::new();
     let component = format!("jobmanager/{JOB}");
-    let session = leader.lead(&http, &component).await;
+    let jm = leader.client().await;
+    let session = leader.lead(&http, &jm, &component).await;
     let cm_name = format!("{CLUSTER}-{JOB}-jobmanager-leader");
     let before = c.api::<ConfigMap>().get(&cm_name).await.unwrap();
     faulty.puts.set_down(true);
@@ -637,6 +659,7 @@ async fn storage_outage_answers_503_and_writes_nothing_to_the_configmap() {
     .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     leader.stop().await;
+    drop(jm);
     c.cleanup().await;
 }
 
@@ -658,7 +681,8 @@ async fn a_full_configmap_is_refused_before_calling_the_api() {
     let leader = Local::start_with(&c, storage.clone(), &dir, 1000, quiet).await;
     let http = reqwest::Client::new();
     let component = format!("jobmanager/{JOB}");
-    let session = leader.lead(&http, &component).await;
+    let jm = leader.client().await;
+    let session = leader.lead(&http, &jm, &component).await;
     // Something else has filled the ConfigMap to within 2000 bytes of the guard's line.
     let cm_name = format!("{CLUSTER}-{JOB}-jobmanager-leader");
     let filler = "x".repeat((1 << 20) - (16 << 10) - 2000);
@@ -708,6 +732,7 @@ async fn a_full_configmap_is_refused_before_calling_the_api() {
     let size: usize = cm.iter().map(|(k, v)| k.len() + v.len()).sum();
     assert!(size <= 1 << 20, "{size}");
     leader.stop().await;
+    drop(jm);
     c.cleanup().await;
 }
 
@@ -727,12 +752,15 @@ async fn api_server_outage_stops_leader_work_and_a_leader_returns_after_it() {
     let b = Local::start(&c, storage.clone(), &dir, 1).await;
     let http = reqwest::Client::new();
     let component = format!("jobmanager/{JOB}");
-    let session = a.lead(&http, &component).await;
-    send(
-        http.put(b.url(&format!("/v1/leadership/{component}")))
-            .json(&json!({"address": "jm-b:6123"})),
+    let (a_jm, b_jm) = (a.client().await, b.client().await);
+    let session = a.lead(&http, &a_jm, &component).await;
+    let (status, body) = send(
+        b_jm.on(http
+            .put(b.url(&format!("/v1/leadership/{component}")))
+            .json(&json!({"address": "jm-b:6123"}))),
     )
     .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
     let is_leader = |s: &Local| {
         let url = s.url(&format!("/v1/leadership/{component}"));
         let http = http.clone();
@@ -781,5 +809,6 @@ async fn api_server_outage_stops_leader_work_and_a_leader_returns_after_it() {
     }
     a.stop().await;
     b.stop().await;
+    drop((a_jm, b_jm));
     c.cleanup().await;
 }

@@ -14,7 +14,7 @@ use kube::Api;
 
 use super::percentile;
 use crate::apiserver::{DevServer, DevServerConfig};
-use crate::election::{ElectionConfig, Elector};
+use crate::election::{ElectionConfig, Elector, ReleaseReason};
 use crate::layout::{ClusterId, Component, JobId};
 use crate::lease::Timings;
 use crate::sidecar::{Sidecar, SidecarConfig, StoreSettings};
@@ -184,7 +184,7 @@ pub async fn checkpoints(params: &CheckpointParams) -> Result<CheckpointReport> 
         samples,
         elapsed: started.elapsed(),
     });
-    elector.release().await;
+    elector.release(ReleaseReason::Shutdown).await;
 
     // 3. The sidecar's local API, over one keep-alive HTTP/1.1 connection.
     let sidecar = Sidecar::new(SidecarConfig {
@@ -193,6 +193,7 @@ pub async fn checkpoints(params: &CheckpointParams) -> Result<CheckpointReport> 
         cluster_id: cluster.clone(),
         identity: "bench-sidecar".into(),
         timings,
+        client_timeout: timings.renew_deadline,
         owner: None,
         stores: Some(StoreSettings {
             payloads,
@@ -203,7 +204,7 @@ pub async fn checkpoints(params: &CheckpointParams) -> Result<CheckpointReport> 
     let job = job(2);
     let component = Component::JobManager(job.clone());
     sidecar
-        .contend(component.clone(), "bench:6123".into())
+        .contend(component.clone(), "bench:6123".into(), None)
         .map_err(|e| bench_error(e.message))?;
     let fence = sidecar
         .fence(&component)

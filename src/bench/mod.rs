@@ -5,12 +5,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::election::{ElectionConfig, Elector};
+use crate::election::{ElectionConfig, Elector, ReleaseReason};
 use crate::layout::{ClusterId, Component};
 use crate::lease::Timings;
 use crate::{Error, Result};
 
 pub mod checkpoints;
+pub mod clients;
 
 /// Counts the requests a client sends (a watch counts once, when it is opened).
 #[derive(Clone, Default)]
@@ -147,7 +148,7 @@ pub async fn failover(
                 old.elector.abort();
             } else {
                 // Release runs concurrently with the takeover being measured.
-                tokio::spawn(old.elector.release());
+                tokio::spawn(old.elector.release(ReleaseReason::ApiDelete));
             }
             wait_leader(&pool, None, wait_limit).await?;
             let took = started.elapsed();
@@ -186,7 +187,7 @@ pub async fn failover(
         }
     }
     for c in pool {
-        c.elector.release().await;
+        c.elector.release(ReleaseReason::Shutdown).await;
     }
     Ok(report)
 }

@@ -1,15 +1,20 @@
 //! The sidecar's local HTTP/JSON API: contend for components, follow leadership, release.
 //!
-//! `PUT /v1/leadership/{component}` starts contending, `GET` reports (or streams, with
-//! `?watch=1`, as Server-Sent Events), `DELETE` stops and releases. `GET /livez` and
-//! `GET /readyz` (ready once every contender's watch has synced). Errors are JSON
-//! `{"error": kind, "message": ...}`.
+//! A JobManager registers as a client (`POST /v1/clients`), keeps an event stream open and
+//! shows life within the client timeout; `PUT /v1/leadership/{component}` with its
+//! `Hakeeper-Client` id starts contending on its behalf, `GET` reports (or streams, with
+//! `?watch=1`, as Server-Sent Events), `DELETE` stops and releases. A client that is gone
+//! (stream closed) or silent (timeout) has every component it contended for released.
+//! `GET /livez` and `GET /readyz` (ready once every contender's watch has synced). Errors are
+//! JSON `{"error": kind, "message": ...}`.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::rejection::QueryRejection;
@@ -20,19 +25,26 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use tokio::sync::watch;
+use tokio::sync::{Notify, mpsc, watch};
 use tokio::task::JoinHandle;
+use uuid::Uuid;
 
-use crate::election::{ElectionConfig, Elector, LeaderInfo, LeadershipState};
+use crate::election::{ElectionConfig, Elector, LeaderInfo, LeadershipState, ReleaseReason};
 use crate::layout::{ClusterId, Component, OwnerRef};
 use crate::lease::Timings;
 use crate::retrieval::{Retrieved, Retriever, follow_changes};
 use crate::stores::Payloads;
 
+mod client_api;
+pub mod clients;
 pub mod listen;
+pub mod liveness;
 pub mod openapi;
 pub mod serve;
 mod store_api;
+
+/// The header naming the client a call is made for (`POST /v1/clients` gives the id).
+pub const CLIENT_HEADER: &str = "hakeeper-client";
 
 /// At most this many components are followed without contending (one retriever each).
 const MAX_FOLLOWED: usize = 256;
@@ -48,6 +60,8 @@ pub struct SidecarConfig {
     pub owner: Option<OwnerRef>,
     /// Where payloads go; without it the store endpoints answer 503 `StorageNotConfigured`.
     pub stores: Option<StoreSettings>,
+    /// A client that sends nothing for this long has its leaderships released.
+    pub client_timeout: Duration,
 }
 
 /// The HA stores' settings.
@@ -62,9 +76,25 @@ pub struct StoreSettings {
 
 struct Contender {
     address: String,
+    /// The client this contention is for; `None` for `--contend` (tied to `--liveness-url`).
+    client: Option<Uuid>,
     elector: Elector,
     changes: JoinHandle<()>,
 }
+
+/// The last time the sidecar gave up a component, and why.
+#[derive(Debug, Clone, Copy)]
+struct LastRelease {
+    reason: ReleaseReason,
+    at: Instant,
+    client: Option<Uuid>,
+}
+
+/// Releases under way, awaited by the reaper task.
+type PendingRelease = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// Components whose last release is remembered, at most.
+const LAST_RELEASES_KEPT: usize = 1024;
 
 struct Follower {
     retriever: Retriever,
@@ -85,6 +115,15 @@ struct Inner {
     /// Bumped whenever a component starts or stops being contended, so that open streams
     /// switch to the component's new source.
     registry: watch::Sender<u64>,
+    /// The clients contentions are held for. Lock order: `clients` before `contenders`.
+    clients: Mutex<clients::Registry>,
+    last_release: Mutex<HashMap<Component, LastRelease>>,
+    /// To the reaper: releases to await.
+    releases: mpsc::UnboundedSender<PendingRelease>,
+    /// Wakes the reaper when a client registers (its deadline may be the earliest).
+    reaper_wake: Arc<Notify>,
+    reaper_stop: watch::Sender<bool>,
+    reaper: Mutex<Option<JoinHandle<()>>>,
 }
 
 /// An API error as JSON.
@@ -134,14 +173,16 @@ fn log_changes<T: Send + Sync + 'static>(
     tokio::spawn(async move { follow_changes(&name, state, leader_of, |_| {}).await })
 }
 
-/// The source of a component's state: our own contender, or a retriever.
+/// The source of a component's state: our own contender (and the client it is for), or a
+/// retriever.
 enum Source {
-    Contender(watch::Receiver<LeadershipState>),
+    Contender(watch::Receiver<LeadershipState>, Option<Uuid>),
     Follower(watch::Receiver<Retrieved>),
 }
 
 impl Source {
-    fn view(&mut self, component: &Component) -> Value {
+    /// The state as the API reports it; `last` is the sidecar's last release of the component.
+    fn view(&mut self, component: &Component, last: Option<LastRelease>) -> Value {
         let now = Instant::now();
         let remaining =
             |at: Option<Instant>| at.map(|t| t.saturating_duration_since(now).as_millis() as u64);
@@ -149,8 +190,8 @@ impl Source {
             l.map(|l| json!({"address": l.address, "sessionId": l.session_id}))
         };
         // A follower never leads and has no session of ours.
-        let (contending, is_leader, session, s) = match self {
-            Source::Contender(rx) => {
+        let (contending, is_leader, session, client, lost, s) = match self {
+            Source::Contender(rx, client) => {
                 let s = rx.borrow_and_update().clone();
                 let retrieved = Retrieved {
                     leader: s.leader,
@@ -162,64 +203,157 @@ impl Source {
                     true,
                     s.is_leader,
                     s.session_id.map(|u| u.to_string()),
+                    *client,
+                    s.last_lost,
                     retrieved,
                 )
             }
-            Source::Follower(rx) => (false, false, None, rx.borrow_and_update().clone()),
+            Source::Follower(rx) => (
+                false,
+                false,
+                None,
+                None,
+                None,
+                rx.borrow_and_update().clone(),
+            ),
+        };
+        // The newest of the sidecar's releases and the contender's losses.
+        let lost = lost.map(|at| LastRelease {
+            reason: ReleaseReason::Lost,
+            at,
+            client,
+        });
+        let last = match (last, lost) {
+            (Some(a), Some(b)) => Some(if b.at > a.at { b } else { a }),
+            (a, b) => a.or(b),
         };
         json!({
             "component": component.to_string(),
             "contending": contending,
+            "clientId": client.map(|c| c.to_string()),
             "isLeader": is_leader,
             "sessionId": session,
             "holderIdentity": s.holder_identity,
             "leader": leader(s.leader),
             "leaseRemainingMs": remaining(s.lease_expires_at),
             "synced": s.synced,
+            "lastRelease": last.map(|l| json!({
+                "reason": l.reason.as_str(),
+                "agoMs": now.saturating_duration_since(l.at).as_millis() as u64,
+                "clientId": l.client.map(|c| c.to_string()),
+            })),
         })
     }
 
     async fn changed(&mut self) -> bool {
         match self {
-            Source::Contender(rx) => rx.changed().await.is_ok(),
+            Source::Contender(rx, _) => rx.changed().await.is_ok(),
             Source::Follower(rx) => rx.changed().await.is_ok(),
         }
     }
 }
 
+/// Two views that differ at most in `leaseRemainingMs` (which moves with the clock) and
+/// `lastRelease.agoMs`: a client is told of a change, not of time passing.
+fn same_state(a: &Value, b: &Value) -> bool {
+    let strip = |v: &Value| {
+        let mut v = v.clone();
+        if let Some(o) = v.as_object_mut() {
+            o.remove("leaseRemainingMs");
+            if let Some(l) = o.get_mut("lastRelease").and_then(Value::as_object_mut) {
+                l.remove("agoMs");
+            }
+        }
+        v
+    };
+    strip(a) == strip(b)
+}
+
 impl Sidecar {
     pub fn new(config: SidecarConfig) -> Sidecar {
-        Sidecar {
+        let (releases, pending) = mpsc::unbounded_channel();
+        let reaper_wake = Arc::new(Notify::new());
+        let (reaper_stop, stop) = watch::channel(false);
+        let sidecar = Sidecar {
             inner: Arc::new(Inner {
-                config,
                 contenders: Mutex::new(HashMap::new()),
                 followers: Mutex::new(HashMap::new()),
                 shutting_down: AtomicBool::new(false),
                 registry: watch::channel(0).0,
+                clients: Mutex::new(clients::Registry::new(config.client_timeout)),
+                last_release: Mutex::new(HashMap::new()),
+                releases,
+                reaper_wake: reaper_wake.clone(),
+                reaper_stop,
+                reaper: Mutex::new(None),
+                config,
             }),
-        }
+        };
+        let task = tokio::spawn(reap(
+            Arc::downgrade(&sidecar.inner),
+            pending,
+            reaper_wake,
+            stop,
+        ));
+        *lock(&sidecar.inner.reaper) = Some(task);
+        sidecar
     }
 
     pub fn identity(&self) -> &str {
         &self.inner.config.identity
     }
 
+    pub fn client_timeout(&self) -> Duration {
+        self.inner.config.client_timeout
+    }
+
     fn contenders(&self) -> std::sync::MutexGuard<'_, HashMap<Component, Contender>> {
-        self.inner
-            .contenders
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
+        lock(&self.inner.contenders)
     }
 
     fn followers(&self) -> std::sync::MutexGuard<'_, HashMap<Component, Follower>> {
-        self.inner
-            .followers
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
+        lock(&self.inner.followers)
     }
 
-    /// Start contending for `component` with `address`. Idempotent for the same address.
-    pub fn contend(&self, component: Component, address: String) -> Result<(), ApiError> {
+    fn clients(&self) -> std::sync::MutexGuard<'_, clients::Registry> {
+        lock(&self.inner.clients)
+    }
+
+    fn last_release(&self, component: &Component) -> Option<LastRelease> {
+        lock(&self.inner.last_release).get(component).copied()
+    }
+
+    fn remember_release(&self, component: &Component, reason: ReleaseReason, client: Option<Uuid>) {
+        let mut last = lock(&self.inner.last_release);
+        if last.len() >= LAST_RELEASES_KEPT && !last.contains_key(component) {
+            // Forget the oldest.
+            if let Some(oldest) = last
+                .iter()
+                .min_by_key(|(_, l)| l.at)
+                .map(|(c, _)| c.clone())
+            {
+                last.remove(&oldest);
+            }
+        }
+        last.insert(
+            component.clone(),
+            LastRelease {
+                reason,
+                at: Instant::now(),
+                client,
+            },
+        );
+    }
+
+    /// Start contending for `component` with `address`, on behalf of `client` (`None`: for
+    /// as long as the sidecar, or its `--liveness-url` probe, says). Idempotent for the same
+    /// address and client.
+    pub fn contend(
+        &self,
+        component: Component,
+        address: String,
+        client: Option<Uuid>,
+    ) -> Result<(), ApiError> {
         if self.inner.shutting_down.load(Ordering::SeqCst) {
             return Err(shutting_down());
         }
@@ -232,6 +366,19 @@ impl Sidecar {
         }
         let mut contenders = self.contenders();
         if let Some(existing) = contenders.get(&component) {
+            if existing.client != client {
+                let whose = match existing.client {
+                    Some(c) => format!("client {c}"),
+                    None => "--contend".to_string(),
+                };
+                return Err(ApiError::new(
+                    StatusCode::CONFLICT,
+                    "Conflict",
+                    format!(
+                        "{component} is contended on behalf of {whose}; it is released when that client is gone (or on DELETE)"
+                    ),
+                ));
+            }
             if existing.address == address {
                 return Ok(());
             }
@@ -268,11 +415,12 @@ impl Sidecar {
             observed,
         );
         let changes = log_changes(&component, elector.state(), |s| s.leader.clone());
-        tracing::info!(component = %component, address = %address, "contending");
+        tracing::info!(component = %component, address = %address, client = ?client, "contending");
         contenders.insert(
             component,
             Contender {
                 address,
+                client,
                 elector,
                 changes,
             },
@@ -282,14 +430,123 @@ impl Sidecar {
         Ok(())
     }
 
+    /// Contend for `component` on behalf of the live client `client` (a `PUT` with its
+    /// `Hakeeper-Client`). The client is checked and bound atomically with the contention,
+    /// so a client released meanwhile never leaves a contention behind.
+    pub fn contend_for_client(
+        &self,
+        component: Component,
+        address: String,
+        client: Uuid,
+    ) -> Result<(), ApiError> {
+        let mut clients = self.clients();
+        clients
+            .touch(&client, Instant::now())
+            .map_err(|e| client_api::not_live(&client, e))?;
+        self.contend(component.clone(), address, Some(client))?;
+        // Live a moment ago under the same lock: binding cannot fail.
+        let _ = clients.bind(&client, component);
+        Ok(())
+    }
+
     /// Stop contending for `component`, releasing the lock if held. False if not contending.
-    pub async fn stop(&self, component: &Component) -> bool {
+    pub async fn stop(&self, component: &Component, reason: ReleaseReason) -> bool {
         let contender = self.contenders().remove(component);
         match contender {
             Some(c) => {
-                c.changes.abort();
-                c.elector.release().await;
+                self.clients().unbind(component);
+                self.remember_release(component, reason, c.client);
                 self.bump_registry();
+                c.changes.abort();
+                c.elector.release(reason).await;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Take the contenders `pick` selects out of the map (no more leader-only writes pass
+    /// from here on) and return their releases, to be awaited.
+    fn take_contenders(
+        &self,
+        reason: ReleaseReason,
+        pick: impl Fn(&Component, &Contender) -> bool,
+    ) -> Option<PendingRelease> {
+        let taken: Vec<(Component, Contender)> = {
+            let mut contenders = self.contenders();
+            let keys: Vec<Component> = contenders
+                .iter()
+                .filter(|(k, c)| pick(k, c))
+                .map(|(k, _)| k.clone())
+                .collect();
+            keys.into_iter()
+                .filter_map(|k| contenders.remove(&k).map(|c| (k, c)))
+                .collect()
+        };
+        if taken.is_empty() {
+            return None;
+        }
+        for (component, c) in &taken {
+            self.remember_release(component, reason, c.client);
+        }
+        self.bump_registry();
+        Some(Box::pin(async move {
+            let releases = taken.into_iter().map(|(_, c)| async move {
+                c.changes.abort();
+                c.elector.release(reason).await;
+            });
+            futures::future::join_all(releases).await;
+        }))
+    }
+
+    /// End `client`: its streams are told, and every component it contended for is released
+    /// (leader work stops at once; the lock releases are awaited by the reaper, or by the
+    /// caller when returned). `None` if the client was not live.
+    fn end_client(
+        &self,
+        client: Uuid,
+        reason: ReleaseReason,
+    ) -> Option<(Vec<Component>, PendingRelease)> {
+        let ended = {
+            let mut clients = self.clients();
+            let ended = clients.release(&client, reason, Instant::now())?;
+            crate::metrics::set_clients(clients.len());
+            ended
+        };
+        let pending = self
+            .take_contenders(reason, |k, c| {
+                ended.components.contains(k) && c.client == Some(client)
+            })
+            .unwrap_or_else(|| Box::pin(async {}));
+        let components: Vec<Component> = ended.components.iter().cloned().collect();
+        let name = ended.name.clone();
+        // Its streams are told once its contenders are gone, so their last states say so.
+        ended.announce();
+        let listed: Vec<String> = components.iter().map(ToString::to_string).collect();
+        match reason {
+            ReleaseReason::ApiDelete | ReleaseReason::Shutdown => {
+                tracing::info!(client = %client, name = ?name, reason = %reason, components = ?listed, "client released")
+            }
+            _ => {
+                tracing::warn!(client = %client, name = ?name, reason = %reason, components = ?listed, "client released: its leaderships are given up")
+            }
+        }
+        Some((components, pending))
+    }
+
+    /// End `client` now and leave the lock releases to the reaper.
+    fn end_client_in_background(&self, client: Uuid, reason: ReleaseReason) {
+        if let Some((_, pending)) = self.end_client(client, reason) {
+            // After shutdown the reaper is gone; so are the contenders.
+            let _ = self.inner.releases.send(pending);
+        }
+    }
+
+    /// Release the contentions made with `--contend` (not for an API client).
+    pub async fn release_unowned(&self, reason: ReleaseReason) -> bool {
+        match self.take_contenders(reason, |_, c| c.client.is_none()) {
+            Some(pending) => {
+                pending.await;
                 true
             }
             None => false,
@@ -305,7 +562,7 @@ impl Sidecar {
             return Err(shutting_down());
         }
         if let Some(c) = self.contenders().get(component) {
-            return Ok(Source::Contender(c.elector.state()));
+            return Ok(Source::Contender(c.elector.state(), c.client));
         }
         let mut followers = self.followers();
         if let Some(f) = followers.get(component) {
@@ -330,6 +587,16 @@ impl Sidecar {
         Ok(Source::Follower(state))
     }
 
+    /// The state of `component` as the API reports it.
+    fn view(&self, source: &mut Source, component: &Component) -> Value {
+        source.view(component, self.last_release(component))
+    }
+
+    /// The state of a contended component, as its elector publishes it.
+    pub fn leadership(&self, component: &Component) -> Option<watch::Receiver<LeadershipState>> {
+        self.contenders().get(component).map(|c| c.elector.state())
+    }
+
     /// The fencing primitive of a contended component.
     pub fn fence(&self, component: &Component) -> Option<crate::election::Fence> {
         self.contenders()
@@ -347,12 +614,22 @@ impl Sidecar {
     /// Stop accepting contenders and release every lease (concurrently).
     pub async fn shutdown(&self) {
         self.inner.shutting_down.store(true, Ordering::SeqCst);
-        let contenders: Vec<Contender> = self.contenders().drain().map(|(_, c)| c).collect();
-        let releases = contenders.into_iter().map(|c| async move {
-            c.changes.abort();
-            c.elector.release().await;
-        });
-        futures::future::join_all(releases).await;
+        let ended = {
+            let mut clients = self.clients();
+            let ended = clients.release_all(ReleaseReason::Shutdown, Instant::now());
+            crate::metrics::set_clients(0);
+            ended
+        };
+        let pending = self.take_contenders(ReleaseReason::Shutdown, |_, _| true);
+        drop(ended);
+        if let Some(pending) = pending {
+            pending.await;
+        }
+        let _ = self.inner.reaper_stop.send(true);
+        let reaper = lock(&self.inner.reaper).take();
+        if let Some(reaper) = reaper {
+            let _ = reaper.await;
+        }
         for (_, f) in self.followers().drain() {
             f.changes.abort();
             drop(f.retriever);
@@ -360,6 +637,55 @@ impl Sidecar {
     }
 }
 
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The reaper: ends clients whose time ran out, at their deadline, and awaits the lock
+/// releases of ended clients. One task per sidecar, joined by [`Sidecar::shutdown`]; it holds
+/// the sidecar only weakly, so dropping every handle ends it too.
+async fn reap(
+    inner: Weak<Inner>,
+    mut pending: mpsc::UnboundedReceiver<PendingRelease>,
+    wake: Arc<Notify>,
+    mut stop: watch::Receiver<bool>,
+) {
+    use futures::StreamExt;
+    let mut running = futures::stream::FuturesUnordered::new();
+    loop {
+        let next = match inner.upgrade() {
+            Some(inner) => lock(&inner.clients).next_deadline(),
+            None => break,
+        };
+        let sleep = async {
+            match next {
+                Some(at) => tokio::time::sleep_until(at.into()).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = sleep => {
+                let Some(inner) = inner.upgrade() else { break };
+                let sidecar = Sidecar { inner };
+                let expired = sidecar.clients().expired(Instant::now());
+                for client in expired {
+                    if let Some((_, release)) = sidecar.end_client(client, ReleaseReason::ClientTimeout) {
+                        running.push(release);
+                    }
+                }
+            }
+            Some(release) = pending.recv() => running.push(release),
+            Some(()) = running.next(), if !running.is_empty() => {}
+            _ = wake.notified() => {}
+            _ = stop.changed() => break,
+        }
+    }
+    // Finish what was started; nothing new comes after shutdown.
+    while let Ok(release) = pending.try_recv() {
+        running.push(release);
+    }
+    while running.next().await.is_some() {}
+}
 /// The local API, with every `/v1` call requiring `Authorization: Bearer <token>` when a
 /// token is given.
 pub fn router_with_token(sidecar: Sidecar, token: Option<String>) -> Router {
@@ -385,6 +711,7 @@ pub fn router(sidecar: Sidecar) -> Router {
         .map_or(1 << 20, |s| s.payloads.max_payload_bytes as usize);
     Router::new()
         .merge(store_api::routes(body_limit))
+        .merge(client_api::routes())
         .route(
             "/v1/leadership/{*component}",
             get(get_leadership)
@@ -406,6 +733,10 @@ pub fn router(sidecar: Sidecar) -> Router {
                 "this endpoint does not take that method",
             )
         })
+        .layer(axum::middleware::from_fn_with_state(
+            sidecar.clone(),
+            client_api::touch,
+        ))
         .with_state(sidecar)
 }
 
@@ -428,6 +759,7 @@ struct ContendBody {
 async fn put_leadership(
     State(sidecar): State<Sidecar>,
     Path(raw): Path<String>,
+    headers: axum::http::HeaderMap,
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
     let component = parse_component(&raw)?;
@@ -438,9 +770,20 @@ async fn put_leadership(
             format!("expected a JSON body {{\"address\": \"...\"}}: {e}"),
         )
     })?;
-    sidecar.contend(component.clone(), body.address)?;
+    let client = client_api::client_header(&headers)?.ok_or_else(|| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "ClientRequired",
+            "contending needs a Hakeeper-Client header: register with POST /v1/clients, keep GET /v1/clients/{id}/events open and call at least once per client timeout; the sidecar leads only while that client lives",
+        )
+    })?;
+    sidecar.contend_for_client(component.clone(), body.address, client)?;
     let mut source = sidecar.source(&component)?;
-    Ok((StatusCode::ACCEPTED, axum::Json(source.view(&component))).into_response())
+    Ok((
+        StatusCode::ACCEPTED,
+        axum::Json(sidecar.view(&mut source, &component)),
+    )
+        .into_response())
 }
 
 #[derive(Deserialize)]
@@ -451,14 +794,20 @@ struct WatchQuery {
 async fn get_leadership(
     State(sidecar): State<Sidecar>,
     Path(raw): Path<String>,
+    headers: axum::http::HeaderMap,
     q: Result<Query<WatchQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let component = parse_component(&raw)?;
     let Query(q) = q.map_err(bad_query)?;
     let mut source = sidecar.source(&component)?;
     if !matches!(q.watch.as_deref(), Some("1" | "true")) {
-        return Ok(axum::Json(source.view(&component)).into_response());
+        return Ok(axum::Json(sidecar.view(&mut source, &component)).into_response());
     }
+    // A stream opened with a client's id is one of that client's lifelines.
+    let lifeline = match client_api::client_header(&headers)? {
+        Some(client) => Some(client_api::Lifeline::open(&sidecar, client)?.0),
+        None => None,
+    };
     // Server-Sent Events: the current state, then one event per change. The stream follows
     // the component across a PUT or DELETE (from follower to contender and back). A client
     // that stops reading only holds the latest state (a watch channel keeps one value).
@@ -468,24 +817,31 @@ async fn get_leadership(
         component,
         source,
         registry,
-        first: true,
+        last: None,
+        _lifeline: lifeline,
     };
     let stream = futures::stream::unfold(state, |mut st| async move {
-        if !st.first {
-            let switch = tokio::select! {
-                alive = st.source.changed() => !alive,
-                changed = st.registry.changed() => changed.is_ok(),
-            };
-            if switch {
-                st.source = st.sidecar.source(&st.component).ok()?;
+        loop {
+            if st.last.is_some() {
+                let switch = tokio::select! {
+                    alive = st.source.changed() => !alive,
+                    changed = st.registry.changed() => changed.is_ok(),
+                };
+                if switch {
+                    st.source = st.sidecar.source(&st.component).ok()?;
+                }
             }
+            let view = st.sidecar.view(&mut st.source, &st.component);
+            if st.last.as_ref().is_some_and(|l| same_state(l, &view)) {
+                continue;
+            }
+            let event = Event::default()
+                .event("leadership")
+                .json_data(&view)
+                .unwrap_or_else(|_| Event::default().comment("unserialisable state"));
+            st.last = Some(view);
+            return Some((Ok::<_, Infallible>(event), st));
         }
-        st.first = false;
-        let event = Event::default()
-            .event("leadership")
-            .json_data(st.source.view(&st.component))
-            .unwrap_or_else(|_| Event::default().comment("unserialisable state"));
-        Some((Ok::<_, Infallible>(event), st))
     });
     Ok(Sse::new(stream)
         .keep_alive(KeepAlive::default())
@@ -497,7 +853,9 @@ struct SseState {
     component: Component,
     source: Source,
     registry: watch::Receiver<u64>,
-    first: bool,
+    /// The last state sent; `None` before the first.
+    last: Option<Value>,
+    _lifeline: Option<client_api::Lifeline>,
 }
 
 async fn delete_leadership(
@@ -505,7 +863,7 @@ async fn delete_leadership(
     Path(raw): Path<String>,
 ) -> Result<Response, ApiError> {
     let component = parse_component(&raw)?;
-    if sidecar.stop(&component).await {
+    if sidecar.stop(&component, ReleaseReason::ApiDelete).await {
         Ok(axum::Json(
             json!({"component": component.to_string(), "contending": false, "released": true}),
         )

@@ -1,19 +1,22 @@
 //! The OpenAPI 3.0.3 description of the local API, served as `GET /openapi.json`.
 //!
-//! Written by hand from the routers (`router` in `mod.rs`, `routes` in `store_api.rs`), the
-//! handlers and the error mapping (`From<StoreError> for ApiError`). Every error response
+//! Written by hand from the routers (`router` in `mod.rs`, `routes` in `store_api.rs` and
+//! `client_api.rs`), the handlers and the error mapping (`From<StoreError> for ApiError`). Every error response
 //! narrows the `Error` schema to the `error` kinds that status can carry for that call. The
 //! tests pin the (path, method) pairs to the routers' and check that the document is
 //! self-contained: change the routers and this file together.
 
 use serde_json::{Value, json};
 
-/// Every `error` kind the API answers: docs/API.md's table, plus `TooManyFollowed`.
-const ERROR_KINDS: [&str; 27] = [
+/// Every `error` kind the API answers: docs/API.md's table.
+const ERROR_KINDS: [&str; 31] = [
     "BadRequest",
+    "ClientRequired",
     "Invalid",
     "Unauthorized",
     "NotFound",
+    "UnknownClient",
+    "ClientReleased",
     "MethodNotAllowed",
     "RequestTimeout",
     "Conflict",
@@ -32,6 +35,7 @@ const ERROR_KINDS: [&str; 27] = [
     "ShuttingDown",
     "NotReady",
     "TooManyFollowed",
+    "TooManyClients",
     "StorageUnavailable",
     "ApiUnavailable",
     "OutcomeUnknown",
@@ -50,6 +54,13 @@ pub fn document() -> Value {
         "openapi": "3.0.3",
         "info": info(),
         "tags": [
+            {
+                "name": "clients",
+                "description": "A JobManager process registers as a client; every leadership \
+                    contended through the API is held on behalf of one client, and released when \
+                    that client is gone (its last event stream closed) or silent (no request \
+                    with its `Hakeeper-Client` id within the client timeout).",
+            },
             {
                 "name": "leadership",
                 "description": "Contend for a component, follow its leader, release it.",
@@ -75,6 +86,10 @@ pub fn document() -> Value {
         ],
         "security": [{"bearerAuth": []}, {}],
         "paths": {
+            "/v1/clients": register_client(),
+            "/v1/clients/{clientId}": client(),
+            "/v1/clients/{clientId}/keepalive": keepalive(),
+            "/v1/clients/{clientId}/events": client_events(),
             "/v1/leadership/{component}": leadership(),
             "/livez": livez(),
             "/readyz": readyz(),
@@ -150,16 +165,26 @@ fn info() -> Value {
             the API does not serve answers 404 `NotFound`; a served path with a method it does \
             not take answers 405 `MethodNotAllowed` (see `components.responses`). GET routes \
             also answer HEAD.\n\n\
+            Leadership is held on behalf of a client (a JobManager process): register with \
+            `POST /v1/clients`, keep `GET /v1/clients/{{clientId}}/events` open, and send a \
+            request with `Hakeeper-Client: <clientId>` (any call, or \
+            `POST /v1/clients/{{clientId}}/keepalive`) at least every `timeoutMs / 3`. \
+            `PUT /v1/leadership/{{component}}` needs that header. When the client's last event \
+            stream closes (reason `client_gone`), or it sends nothing with its id within \
+            `timeoutMs` (`client_timeout`), every component it contended for is released as a \
+            `DELETE` does. An open stream alone is no sign of life. On the routes that do not \
+            declare it, the header is only a sign of life and never makes a call fail.\n\n\
             Leader-only calls need `Hakeeper-Session: <sessionId>`, the `sessionId` of \
             `GET /v1/leadership/{{owner}}` while `isLeader` is true; refusals are 409 \
             `NotLeader` or `StaleSession`. The store endpoints need `--storage-dir`, else they \
             answer 503 `StorageNotConfigured`. Store request bodies are limited to \
             `--max-payload-bytes` (1 MiB without `--storage-dir`): 413 `PayloadTooLarge`.\n\n\
-            A request must complete within the request timeout ({timeout} s; a `watch=1` \
-            event stream is exempt), else 408 `RequestTimeout`.\n\n\
+            A request must complete within the request timeout ({timeout} s; the event streams, \
+            `watch=1` and `/v1/clients/{{clientId}}/events`, are exempt), else 408 \
+            `RequestTimeout`.\n\n\
             Requests the framework rejects before a handler runs (a path segment that does not \
-            percent-decode to UTF-8, a malformed query string, a leadership body over 2 MiB) \
-            get a plain-text 4xx instead of the JSON error."
+            percent-decode to UTF-8, a malformed query string, a leadership or client \
+            registration body over 2 MiB) get a plain-text 4xx instead of the JSON error."
         ),
     })
 }
@@ -309,6 +334,177 @@ fn session() -> Value {
 }
 
 // ---------------------------------------------------------------------------------------
+// Clients
+
+fn unknown_client() -> Value {
+    error(
+        "No such client is registered with this sidecar (never was, or released so long ago \
+         that it was forgotten); register with `POST /v1/clients`.",
+        &["UnknownClient"],
+    )
+}
+
+fn client_released() -> Value {
+    error(
+        "The client was released, and every leadership it held with it; the message says \
+         when and why (`client_gone`, `client_timeout`, `api_delete`, `shutdown`). Stop all \
+         leader work and register again.",
+        &["ClientReleased"],
+    )
+}
+
+fn bad_client_id() -> Value {
+    error("`clientId` is not a UUID.", &["BadRequest"])
+}
+
+fn register_client() -> Value {
+    json!({
+        "post": {
+            "operationId": "registerClient",
+            "tags": ["clients"],
+            "summary": "Register a client (a JobManager process)",
+            "description": "A new client, alive from now. Then open its event stream, keep it \
+                open for as long as the process lives, and send a request with \
+                `Hakeeper-Client: <clientId>` (any call, or the keepalive) at least every \
+                `timeoutMs / 3`.",
+            "requestBody": {
+                "description": "Optional; parsed as JSON whatever the Content-Type. An empty \
+                    body registers a client without a name.",
+                "required": false,
+                "content": {"application/json": {"schema": schema("ClientRegistration")}},
+            },
+            "responses": {
+                "201": json_response("Registered.", "Client"),
+                "400": error(
+                    "The body is neither empty nor `{\"name\": \"...\"}` (unknown fields are \
+                     refused).",
+                    &["BadRequest"],
+                ),
+                "413": text_response(
+                    "The body is over 2 MiB (the framework's limit, answered in plain text).",
+                    json!({"type": "string"}),
+                ),
+                "503": error(
+                    &format!(
+                        "`TooManyClients`: {} clients are live already. `ShuttingDown`: the \
+                         sidecar is shutting down.",
+                        super::clients::MAX_CLIENTS
+                    ),
+                    &["ShuttingDown", "TooManyClients"],
+                ),
+            },
+        },
+    })
+}
+
+fn client() -> Value {
+    json!({
+        "parameters": [reference("parameters", "ClientId")],
+        "get": {
+            "operationId": "describeClient",
+            "tags": ["clients"],
+            "summary": "Describe a live client",
+            "description": "Not a sign of life by itself (send `Hakeeper-Client` for that).",
+            "responses": {
+                "200": json_response("The client.", "ClientDescription"),
+                "400": bad_client_id(),
+                "404": unknown_client(),
+                "410": client_released(),
+            },
+        },
+        "delete": {
+            "operationId": "endClient",
+            "tags": ["clients"],
+            "summary": "End a client, releasing everything it contended for",
+            "description": "Every component the client contended for is released as \
+                `DELETE /v1/leadership/{component}` does (leader work stops first, then one \
+                compare-and-swap frees the lock), before the answer; reason `api_delete`. Its \
+                event streams get their final events and end.",
+            "responses": {
+                "200": json_response("Ended; the components released.", "ClientEnded"),
+                "400": bad_client_id(),
+                "404": unknown_client(),
+                "410": client_released(),
+            },
+        },
+    })
+}
+
+fn keepalive() -> Value {
+    json!({
+        "parameters": [reference("parameters", "ClientId")],
+        "post": {
+            "operationId": "keepClientAlive",
+            "tags": ["clients"],
+            "summary": "Show that a client lives",
+            "description": "A sign of life, as any request with `Hakeeper-Client` is; send one \
+                at least every `timeoutMs / 3`. Its errors tell a client that was asleep where \
+                it stands. Any request body is ignored.",
+            "responses": {
+                "200": json_response("Alive; the components it contends for.", "ClientKeepalive"),
+                "400": bad_client_id(),
+                "404": unknown_client(),
+                "410": client_released(),
+            },
+        },
+    })
+}
+
+fn client_events() -> Value {
+    json!({
+        "parameters": [reference("parameters", "ClientId")],
+        "get": {
+            "operationId": "clientEvents",
+            "tags": ["clients"],
+            "summary": "The client's lifeline: its event stream",
+            "description": "Server-Sent Events. First a `client` event (the object of \
+                `POST /v1/clients`); then a `leadership` event (a `LeadershipState`) for each \
+                component the client contends for, at once and whenever its state changes (not \
+                when only `leaseRemainingMs` or `lastRelease.agoMs` moved). When the client is \
+                released: a last `leadership` event per component (`contending: false`), a \
+                `released` event, and the end of the stream. Keep-alive comments every 15 s.\n\n\
+                While any of the client's streams is open, the client is not gone; when its \
+                last one closes (the process died, or the connection was closed or half-closed) \
+                it is released at once, reason `client_gone`. An open stream is no sign of life \
+                by itself: the client must still send a request with its id within \
+                `timeoutMs`. Exempt from the request timeout.",
+            "responses": {
+                "200": {
+                    "description": "The stream.",
+                    "content": {
+                        "text/event-stream": {
+                            "schema": {
+                                "type": "object",
+                                "description": "Each event: its name, and its `data` as one \
+                                    line of JSON: `client` a `Client`, `leadership` a \
+                                    `LeadershipState`, `released` a `ClientReleasedEvent`.",
+                                "properties": {
+                                    "event": {
+                                        "type": "string",
+                                        "enum": ["client", "leadership", "released"],
+                                    },
+                                    "data": {"type": "string"},
+                                },
+                            },
+                            "example": "event: client\ndata: {\"clientId\":\
+                                \"7d0f6c1e-2b3a-4c5d-8e9f-0a1b2c3d4e5f\",\"name\":\"jm-0\",\
+                                \"timeoutMs\":10000}\n\nevent: leadership\ndata: \
+                                {\"component\":\"dispatcher\",\"contending\":true,\
+                                \"clientId\":\"7d0f6c1e-2b3a-4c5d-8e9f-0a1b2c3d4e5f\",\
+                                \"isLeader\":true,...}\n\n",
+                        },
+                    },
+                },
+                "400": bad_client_id(),
+                "404": unknown_client(),
+                "410": client_released(),
+                "503": error("The sidecar is shutting down.", &["ShuttingDown"]),
+            },
+        },
+    })
+}
+
+// ---------------------------------------------------------------------------------------
 // Leadership and probes
 
 fn leadership() -> Value {
@@ -324,10 +520,13 @@ fn leadership() -> Value {
         "put": {
             "operationId": "contend",
             "tags": ["leadership"],
-            "summary": "Start contending for a component",
-            "description": "Contend with the address to publish while this process leads. \
-                Idempotent for the same address. Answers at once with the current state; \
-                leadership follows asynchronously.",
+            "summary": "Start contending for a component, on behalf of a client",
+            "description": "Contend with the address to publish while this process leads, on \
+                behalf of the client of `Hakeeper-Client`: the contention (and any leadership) \
+                lasts as long as that client lives. Idempotent for the same client and address. \
+                Answers at once with the current state; leadership follows asynchronously (the \
+                client's event stream reports it).",
+            "parameters": [reference("parameters", "Client")],
             "requestBody": {
                 "description": "Parsed as JSON whatever the Content-Type.",
                 "required": true,
@@ -336,12 +535,16 @@ fn leadership() -> Value {
             "responses": {
                 "202": json_response("Contending; the component's state now.", "LeadershipState"),
                 "400": error(
-                    "Not a component, a body that is not `{\"address\": \"...\"}`, or a blank \
-                     address.",
-                    &["BadRequest"],
+                    "`ClientRequired`: no `Hakeeper-Client` header. `BadRequest`: not a \
+                     component, a body that is not `{\"address\": \"...\"}`, a blank address, \
+                     or a `Hakeeper-Client` that is not a UUID.",
+                    &["BadRequest", "ClientRequired"],
                 ),
+                "404": unknown_client(),
+                "410": client_released(),
                 "409": error(
-                    "Already contending for this component with another address; DELETE it first.",
+                    "The component is contended already: on behalf of another client (or by \
+                     `--contend`), or by this client with another address; DELETE it first.",
                     &["Conflict"],
                 ),
                 "413": text_response(
@@ -358,9 +561,12 @@ fn leadership() -> Value {
             "description": "For a component this sidecar does not contend, the same object with \
                 `contending: false`, from a watch on the component's ConfigMap that the first \
                 such call starts. With `watch=1` the answer is a Server-Sent Events stream: the \
-                current state first, then one `leadership` event per change; it follows the \
-                component across PUT and DELETE, and ends when the sidecar shuts down.",
-            "parameters": [{
+                current state first, then one `leadership` event per change (not when only \
+                `leaseRemainingMs` or `lastRelease.agoMs` moved); it follows the component \
+                across PUT and DELETE (and a client's release), and ends when the sidecar shuts \
+                down. A `watch=1` stream opened with `Hakeeper-Client` is a lifeline of that \
+                client, as its `/v1/clients/{clientId}/events` stream is.",
+            "parameters": [reference("parameters", "ClientLifeline"), {
                 "name": "watch",
                 "in": "query",
                 "required": false,
@@ -390,7 +596,18 @@ fn leadership() -> Value {
                         },
                     },
                 },
-                "400": bad_component(),
+                "400": error(
+                    "Not a component; with `watch=1`, a `Hakeeper-Client` that is not a UUID.",
+                    &["BadRequest"],
+                ),
+                "404": error(
+                    "With `watch=1` and `Hakeeper-Client`: no such client is registered.",
+                    &["UnknownClient"],
+                ),
+                "410": error(
+                    "With `watch=1` and `Hakeeper-Client`: the client was released.",
+                    &["ClientReleased"],
+                ),
                 "503": error(
                     &format!(
                         "`ShuttingDown`: the sidecar is shutting down. `TooManyFollowed`: it \
@@ -407,7 +624,9 @@ fn leadership() -> Value {
             "summary": "Stop contending, releasing the lock if held",
             "description": "If this process leads, leader work stops first, then the lock is \
                 released in one compare-and-swap (holder `\"\"`, lease 1 s), so that a standby \
-                takes over at once.",
+                takes over at once. Needs no `Hakeeper-Client` (an admin action, reason \
+                `api_delete`); a client that contended for the component stays registered, \
+                and its event stream shows the component released.",
             "responses": {
                 "200": json_response("No longer contending.", "Released"),
                 "400": bad_component(),
@@ -974,6 +1193,35 @@ fn parameters() -> Value {
                 "pattern": BLOB_KEY_PATTERN,
             },
         },
+        "ClientId": {
+            "name": "clientId",
+            "in": "path",
+            "required": true,
+            "description": "The `clientId` of `POST /v1/clients`.",
+            "schema": {"type": "string", "format": "uuid"},
+        },
+        "Client": {
+            "name": "Hakeeper-Client",
+            "in": "header",
+            "required": true,
+            "description": "The `clientId` of `POST /v1/clients`: the client the contention is \
+                for. Missing: 400 `ClientRequired`; not a UUID: 400 `BadRequest`; unknown: 404 \
+                `UnknownClient`; released: 410 `ClientReleased`. Also a sign of the client's \
+                life, as on any call.",
+            "schema": {"type": "string", "format": "uuid"},
+        },
+        "ClientLifeline": {
+            "name": "Hakeeper-Client",
+            "in": "header",
+            "required": false,
+            "description": "On any call, a sign of the client's life. With `watch=1` the \
+                stream is also a lifeline of the client, as its \
+                `/v1/clients/{clientId}/events` stream is: while it is open the client is not \
+                gone, and when the client's last stream closes it is released (`client_gone`). \
+                Not a UUID: 400 `BadRequest`; unknown: 404 `UnknownClient`; released: 410 \
+                `ClientReleased` (checked only with `watch=1`).",
+            "schema": {"type": "string", "format": "uuid"},
+        },
         "Session": {
             "name": "Hakeeper-Session",
             "in": "header",
@@ -1015,7 +1263,8 @@ fn responses() -> Value {
     });
     let request_timeout = error(
         &format!(
-            "The request did not complete within {} s (a `watch=1` event stream is exempt).",
+            "The request did not complete within {} s (the event streams, `watch=1` and \
+             `/v1/clients/{{clientId}}/events`, are exempt).",
             request_timeout_secs()
         ),
         &["RequestTimeout"],
@@ -1083,14 +1332,21 @@ fn schemas() -> Value {
         "LeadershipState": {
             "type": "object",
             "required": [
-                "component", "contending", "isLeader", "sessionId", "holderIdentity",
-                "leader", "leaseRemainingMs", "synced",
+                "component", "contending", "clientId", "isLeader", "sessionId",
+                "holderIdentity", "leader", "leaseRemainingMs", "synced", "lastRelease",
             ],
             "properties": {
                 "component": schema("Component"),
                 "contending": {
                     "type": "boolean",
                     "description": "This sidecar contends for the component.",
+                },
+                "clientId": {
+                    "type": "string",
+                    "format": "uuid",
+                    "nullable": true,
+                    "description": "The client the contention is for; null when not contending, \
+                        or when contending by `--contend`.",
                 },
                 "isLeader": {
                     "type": "boolean",
@@ -1134,6 +1390,139 @@ fn schemas() -> Value {
                     "description": "The watch on the component's ConfigMap has delivered its \
                         initial list.",
                 },
+                "lastRelease": {
+                    "allOf": [schema("LastRelease")],
+                    "nullable": true,
+                    "description": "The newest time this sidecar gave up or lost the \
+                        component; null if it never did (or forgot).",
+                },
+            },
+        },
+        "ReleaseReason": {
+            "type": "string",
+            "enum": [
+                "client_gone", "client_timeout", "liveness_failed", "api_delete", "shutdown",
+                "lost",
+            ],
+            "description": "`client_gone`: the client's last event stream closed. \
+                `client_timeout`: the client sent nothing with its id within the client \
+                timeout. `liveness_failed`: the `--liveness-url` probe failed \
+                `--liveness-failures` times in a row (`--contend` only). `api_delete`: \
+                `DELETE /v1/leadership/{component}` or `DELETE /v1/clients/{clientId}`. \
+                `shutdown`: the sidecar stopped. `lost`: not given up but taken away (renew \
+                deadline passed, lock deleted or taken).",
+        },
+        "LastRelease": {
+            "type": "object",
+            "required": ["reason", "agoMs", "clientId"],
+            "properties": {
+                "reason": schema("ReleaseReason"),
+                "agoMs": {
+                    "type": "integer",
+                    "minimum": 0,
+                    "description": "How long ago, by the local monotonic clock.",
+                },
+                "clientId": {
+                    "type": "string",
+                    "format": "uuid",
+                    "nullable": true,
+                    "description": "The client the contention was for; null for `--contend`.",
+                },
+            },
+        },
+        "ClientReleaseReason": {
+            "type": "string",
+            "enum": ["client_gone", "client_timeout", "api_delete", "shutdown"],
+            "description": "Why a client was released: its last event stream closed \
+                (`client_gone`, never seen on a stream, as none is left), it was silent past \
+                the client timeout (`client_timeout`), `DELETE /v1/clients/{clientId}` \
+                (`api_delete`), or the sidecar stopped (`shutdown`).",
+        },
+        "ClientRegistration": {
+            "type": "object",
+            "additionalProperties": false,
+            "properties": {
+                "name": {
+                    "type": "string",
+                    "nullable": true,
+                    "description": "For logs and `GET /v1/clients/{clientId}`; cut to 128 \
+                        characters.",
+                    "example": "jm-0",
+                },
+            },
+        },
+        "Client": {
+            "type": "object",
+            "required": ["clientId", "name", "timeoutMs"],
+            "properties": {
+                "clientId": {
+                    "type": "string",
+                    "format": "uuid",
+                    "description": "The `Hakeeper-Client` of this client's calls.",
+                },
+                "name": nullable_string("As registered."),
+                "timeoutMs": {
+                    "type": "integer",
+                    "minimum": 0,
+                    "description": "The client timeout (`--client-timeout`): the client is \
+                        released when it sends nothing with its id for this long. Send a \
+                        keepalive at least every `timeoutMs / 3`.",
+                },
+            },
+        },
+        "ClientDescription": {
+            "type": "object",
+            "required": ["clientId", "name", "timeoutMs", "components", "streams", "idleMs"],
+            "properties": {
+                "clientId": {"type": "string", "format": "uuid"},
+                "name": nullable_string("As registered."),
+                "timeoutMs": {"type": "integer", "minimum": 0},
+                "components": {
+                    "type": "array",
+                    "items": schema("Component"),
+                    "description": "The components contended for on this client's behalf.",
+                },
+                "streams": {
+                    "type": "integer",
+                    "minimum": 0,
+                    "description": "The client's event streams open now (its lifelines).",
+                },
+                "idleMs": {
+                    "type": "integer",
+                    "minimum": 0,
+                    "description": "Since the client's last sign of life.",
+                },
+            },
+        },
+        "ClientKeepalive": {
+            "type": "object",
+            "required": ["clientId", "timeoutMs", "components"],
+            "properties": {
+                "clientId": {"type": "string", "format": "uuid"},
+                "timeoutMs": {"type": "integer", "minimum": 0},
+                "components": {"type": "array", "items": schema("Component")},
+            },
+        },
+        "ClientEnded": {
+            "type": "object",
+            "required": ["clientId", "released", "components"],
+            "properties": {
+                "clientId": {"type": "string", "format": "uuid"},
+                "released": {"type": "boolean", "enum": [true]},
+                "components": {
+                    "type": "array",
+                    "items": schema("Component"),
+                    "description": "The components released with the client.",
+                },
+            },
+        },
+        "ClientReleasedEvent": {
+            "type": "object",
+            "description": "The data of a client stream's `released` event, its last.",
+            "required": ["clientId", "reason"],
+            "properties": {
+                "clientId": {"type": "string", "format": "uuid"},
+                "reason": schema("ClientReleaseReason"),
             },
         },
         "Released": {
@@ -1329,11 +1718,17 @@ mod tests {
         assert_eq!(back, doc);
     }
 
-    /// The routes of `router` (mod.rs) and `routes` (store_api.rs), with OpenAPI's names for
-    /// the path parameters (`{*component}`, `{job}`, `{id}`, `{*key}` there).
+    /// The routes of `router` (mod.rs) and `routes` (store_api.rs, client_api.rs), with
+    /// OpenAPI's names for the path parameters (`{*component}`, `{job}`, `{id}` of a
+    /// checkpoint and of a client, `{*key}` there).
     #[test]
     fn lists_exactly_the_routed_operations() {
         let expected: BTreeSet<(&str, &str)> = [
+            ("/v1/clients", "post"),
+            ("/v1/clients/{clientId}", "get"),
+            ("/v1/clients/{clientId}", "delete"),
+            ("/v1/clients/{clientId}/keepalive", "post"),
+            ("/v1/clients/{clientId}/events", "get"),
             ("/v1/leadership/{component}", "put"),
             ("/v1/leadership/{component}", "get"),
             ("/v1/leadership/{component}", "delete"),

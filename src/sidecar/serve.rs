@@ -1,5 +1,6 @@
 //! Serving the local API with bounded resources: at most `max_connections` at once, request
-//! headers within `header_timeout`, whole non-streaming requests within `request_timeout`,
+//! headers within `header_timeout`, whole non-streaming requests (all but `?watch=1` and
+//! `/v1/clients/{id}/events`) within `request_timeout`,
 //! and a connection whose peer stops reading (a stalled event stream, a client that never
 //! drains its response) is dropped once a write has waited `write_stall` for room.
 
@@ -70,10 +71,11 @@ impl Listener {
 /// Middleware: a request that is not an event stream must complete within `timeout`
 /// (this bounds slow uploads as well as slow handlers); otherwise 408.
 async fn deadline(timeout: Duration, request: Request, next: Next) -> Response {
-    let streaming = request
-        .uri()
+    let uri = request.uri();
+    let streaming = uri
         .query()
-        .is_some_and(|q| q.split('&').any(|kv| kv == "watch=1" || kv == "watch=true"));
+        .is_some_and(|q| q.split('&').any(|kv| kv == "watch=1" || kv == "watch=true"))
+        || (uri.path().starts_with("/v1/clients/") && uri.path().ends_with("/events"));
     if streaming {
         return next.run(request).await;
     }

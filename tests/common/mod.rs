@@ -5,7 +5,9 @@
 
 #![allow(dead_code)]
 
+pub mod client;
 pub mod faults;
+pub mod process;
 pub mod s3;
 
 use std::path::{Path, PathBuf};
