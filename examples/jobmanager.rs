@@ -8,7 +8,8 @@
 //!
 //! It follows the sidecar's client contract: register (`POST /v1/clients`), hold the event
 //! stream (`GET /v1/clients/{id}/events`) for as long as the process lives, send a keepalive
-//! four times per client timeout, and name itself (`Hakeeper-Client`) on every call. If the
+//! four times per client timeout from its work loop, and name itself (`Hakeeper-Client`) on
+//! every call. If the
 //! process dies, its stream closes and the sidecar releases its leaderships at once; if it
 //! hangs, the keepalives stop and they are released after the timeout. When it learns that it
 //! was released (a `released` event, the stream's end, or a 410 answer), it stops all leader
@@ -270,13 +271,15 @@ struct Lifeline {
     released: Option<String>,
 }
 
-/// This process as the sidecar's client: its id, and the tasks that keep it alive (the event
-/// stream and the keepalives), aborted when it registers again or stops.
+/// This process as the sidecar's client: its id, what its event stream says (the task that
+/// reads it is aborted, closing the stream, when it registers again or stops), and when the
+/// next keepalive is due.
 struct Registration {
     id: String,
     view: Arc<Mutex<Lifeline>>,
     _stream: client::Abort,
-    _keepalive: client::Abort,
+    keepalive_every: Duration,
+    keepalive_at: Instant,
 }
 
 struct JobManager {
@@ -365,18 +368,13 @@ impl JobManager {
             return Err(format!("open the event stream: {}", response.status()));
         }
         let stream = tokio::spawn(follow(response.into_body(), driver, view.clone()));
-        let keepalive = tokio::spawn(keep_alive(
-            self.config.sidecar.clone(),
-            id.clone(),
-            timeout / 4,
-            view.clone(),
-        ));
         self.emit(Event::Registered { client: id.clone() });
         self.registration = Some(Registration {
             id,
             view,
             _stream: client::Abort(stream),
-            _keepalive: client::Abort(keepalive),
+            keepalive_every: timeout / 4,
+            keepalive_at: Instant::now() + timeout / 4,
         });
         for component in COMPONENTS {
             self.contend(component).await?;
@@ -429,6 +427,31 @@ impl JobManager {
         let r = self.registration.as_ref()?;
         let view = r.view.lock().unwrap_or_else(|p| p.into_inner());
         view.leading.get(component).cloned()
+    }
+
+    /// A keepalive when one is due; why the client is gone if the sidecar no longer knows it
+    /// (404, 410).
+    async fn keep_alive(&mut self) -> Option<String> {
+        let r = self.registration.as_mut()?;
+        if Instant::now() < r.keepalive_at {
+            return None;
+        }
+        r.keepalive_at = Instant::now() + r.keepalive_every;
+        let path = format!("/v1/clients/{}/keepalive", r.id);
+        match call(
+            &self.config.sidecar,
+            "POST",
+            &path,
+            self.caller(),
+            Bytes::new(),
+        )
+        .await
+        {
+            Ok(a) if a.status == 404 || a.status == 410 => {
+                Some(format!("keepalive answered {}", a.kind()))
+            }
+            _ => None,
+        }
     }
 
     /// Released by the sidecar (or the stream is gone): stop all leader work and register
@@ -492,6 +515,12 @@ impl JobManager {
             }
         };
         if let Some(reason) = released {
+            self.start_over(reason).await;
+            return;
+        }
+        // Show life from the work loop itself, so that whatever stops the loop (a hang, a
+        // deadlock) stops the keepalives too.
+        if let Some(reason) = self.keep_alive().await {
             self.start_over(reason).await;
             return;
         }
@@ -777,29 +806,6 @@ async fn follow(
     let mut v = view.lock().unwrap_or_else(|p| p.into_inner());
     v.leading.clear();
     v.released.get_or_insert(reason);
-}
-
-/// Show life every `every`; a 404 or 410 means the sidecar no longer knows this client.
-async fn keep_alive(base: String, client: String, every: Duration, view: Arc<Mutex<Lifeline>>) {
-    let path = format!("/v1/clients/{client}/keepalive");
-    let mut ticks = tokio::time::interval(every);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        ticks.tick().await;
-        let caller = Caller {
-            client: Some(&client),
-            session: None,
-        };
-        if let Ok(a) = call(&base, "POST", &path, caller, Bytes::new()).await
-            && (a.status == 404 || a.status == 410)
-        {
-            let mut v = view.lock().unwrap_or_else(|p| p.into_inner());
-            v.leading.clear();
-            v.released
-                .get_or_insert(format!("keepalive answered {}", a.kind()));
-            return;
-        }
-    }
 }
 
 /// Run until `stop` turns true. Events go to `events`, stamped with the time and the name.

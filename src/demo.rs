@@ -18,7 +18,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
+use tokio::process::{Child, ChildStdout, Command};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
@@ -197,14 +197,7 @@ async fn start_sidecar(
         cmd.env("HAKEEPER_S3_ACCESS_KEY", a)
             .env("HAKEEPER_S3_SECRET_KEY", s);
     }
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(log)
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(|e| Error::io(format!("starting {}", params.exe.display()), e))?;
-    let stdout = child.stdout.take().ok_or_else(|| demo_error("no stdout"))?;
+    let (child, stdout) = spawn_piped(&mut cmd, log)?;
     let mut line = String::new();
     let read = tokio::time::timeout(
         Duration::from_secs(15),
@@ -225,6 +218,20 @@ async fn start_sidecar(
         ))
     })?;
     Ok(SidecarProcess { name, url, child })
+}
+
+/// Start `cmd` with its standard output piped to us and its standard error to `log`; killed
+/// when dropped.
+fn spawn_piped(cmd: &mut Command, log: std::fs::File) -> Result<(Child, ChildStdout)> {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(log)
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| Error::io(format!("starting {:?}", cmd.as_std().get_program()), e))?;
+    let stdout = child.stdout.take().ok_or_else(|| demo_error("no stdout"))?;
+    Ok((child, stdout))
 }
 
 fn signal(child: &Child, sig: libc::c_int) -> Result<()> {
@@ -255,8 +262,8 @@ fn start_jobmanager(
         .append(true)
         .open(dir.join(format!("{}-jobmanager.log", sidecar.name)))
         .map_err(|e| Error::io("creating a JobManager log", e))?;
-    let mut child = Command::new(&params.exe)
-        .arg("demo-jobmanager")
+    let mut cmd = Command::new(&params.exe);
+    cmd.arg("demo-jobmanager")
         .args([
             "--sidecar",
             &sidecar.url,
@@ -268,14 +275,8 @@ fn start_jobmanager(
         .args([
             "--checkpoint-interval",
             &format!("{}ms", params.checkpoint_interval.as_millis()),
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(log)
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(|e| Error::io(format!("starting {}", params.exe.display()), e))?;
-    let stdout = child.stdout.take().ok_or_else(|| demo_error("no stdout"))?;
+        ]);
+    let (child, stdout) = spawn_piped(&mut cmd, log)?;
     let name = sidecar.name.clone();
     let reader = tokio::spawn(async move {
         let mut lines = BufReader::new(stdout).lines();

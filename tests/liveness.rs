@@ -150,11 +150,22 @@ impl Pods {
         pods
     }
 
-    fn index(&self, name: &str) -> usize {
-        self.sidecars
+    /// The job's leader, by name and index.
+    fn job_leader(&self) -> (String, usize) {
+        let name = self.timeline.job_leader().expect("a job leader");
+        let i = self
+            .sidecars
             .iter()
             .position(|s| s.name == name)
-            .expect("a pod of that name")
+            .expect("a pod of that name");
+        (name, i)
+    }
+
+    /// Kill every process, then remove what the test made in the cluster.
+    async fn stop(self) {
+        drop(self.jobmanagers);
+        drop(self.sidecars);
+        self.c.cleanup().await;
     }
 
     fn jobmanager(&self, i: usize) -> &JobManagerProcess {
@@ -191,8 +202,7 @@ impl Pods {
 async fn jobmanager_crash_with_its_sidecar_alive_hands_over_at_once() {
     let mut pods = Pods::start("live-crash").await;
     let http = http_client();
-    let victim = pods.timeline.job_leader().expect("a job leader");
-    let v = pods.index(&victim);
+    let (victim, v) = pods.job_leader();
     let last_acked = pods.timeline.acked().last().map(|(_, _, id)| *id);
     let killed = Instant::now();
     signal(&pods.jobmanager(v).child, "-KILL");
@@ -234,9 +244,7 @@ async fn jobmanager_crash_with_its_sidecar_alive_hands_over_at_once() {
             },
         )
         .await;
-    drop(pods.jobmanagers);
-    drop(pods.sidecars);
-    pods.c.cleanup().await;
+    pods.stop().await;
 }
 
 /// The JobManager hangs (SIGSTOP): its stream stays open, its keepalives stop; the sidecar
@@ -246,8 +254,7 @@ async fn jobmanager_crash_with_its_sidecar_alive_hands_over_at_once() {
 async fn jobmanager_hang_is_released_after_the_client_timeout_and_writes_nothing_after() {
     let mut pods = Pods::start("live-hang").await;
     let http = http_client();
-    let victim = pods.timeline.job_leader().expect("a job leader");
-    let v = pods.index(&victim);
+    let (victim, v) = pods.job_leader();
     let component = format!("jobmanager/{JOB}");
     let old_session = pods
         .timeline
@@ -301,9 +308,7 @@ async fn jobmanager_hang_is_released_after_the_client_timeout_and_writes_nothing
         .map(|(_, _, id)| *id)
         .collect();
     assert!(late.is_empty(), "the deposed JobManager wrote {late:?}");
-    drop(pods.jobmanagers);
-    drop(pods.sidecars);
-    pods.c.cleanup().await;
+    pods.stop().await;
 }
 
 /// The JobManager restarts in the same pod after the other pod took over: a new client, a
@@ -312,8 +317,7 @@ async fn jobmanager_hang_is_released_after_the_client_timeout_and_writes_nothing
 async fn a_restarted_jobmanager_is_a_new_client_and_a_standby() {
     let mut pods = Pods::start("live-restart").await;
     let http = http_client();
-    let victim = pods.timeline.job_leader().expect("a job leader");
-    let v = pods.index(&victim);
+    let (victim, v) = pods.job_leader();
     let killed = Instant::now();
     signal(&pods.jobmanager(v).child, "-KILL");
     pods.takeover(&victim, killed, LEASE).await;
@@ -370,9 +374,7 @@ async fn a_restarted_jobmanager_is_a_new_client_and_a_standby() {
             .is_some_and(|c| c.iter().any(|x| x == "dispatcher")),
         "{client}"
     );
-    drop(pods.jobmanagers);
-    drop(pods.sidecars);
-    pods.c.cleanup().await;
+    pods.stop().await;
 }
 
 /// Two clients on one sidecar: one going releases only what it held.

@@ -4,13 +4,13 @@
 
 mod common;
 
-use std::future::Future;
-use std::path::PathBuf;
+use std::ops::Deref;
 use std::process::{ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use common::TestCluster;
-use common::client::JobManagerClient;
+use common::client::{JobManagerClient, sse_events};
+use common::process::{STARTUP, SidecarProcess, TIMINGS, eventually, hakeeper, http_client, send};
 use futures::StreamExt;
 use hakeeper::lease::{LEADER_ANNOTATION, LeaderRecord};
 use k8s_openapi::api::core::v1::ConfigMap;
@@ -18,103 +18,43 @@ use kube::runtime::{WatchStreamExt, watcher};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, ChildStdout, Command};
+use tokio::process::Child;
 use tokio::sync::mpsc;
 
 const CLUSTER_ID: &str = "flink-sidecar";
 const DISPATCHER_CM: &str = "flink-sidecar-dispatcher-leader";
 const RESOURCEMANAGER_CM: &str = "flink-sidecar-resourcemanager-leader";
-const POLL: Duration = Duration::from_millis(20);
-/// Lease 2 s, renew deadline 1.5 s, retry period 0.4 s.
-const TIMINGS: [&str; 6] = [
-    "--lease-duration",
-    "2s",
-    "--renew-deadline",
-    "1500ms",
-    "--retry-period",
-    "400ms",
-];
-const STARTUP: Duration = Duration::from_secs(10);
 const ELECTION: Duration = Duration::from_secs(10);
 
-/// The binary, with no `HAKEEPER_*` or `KUBECONFIG` inherited from the test environment.
-fn hakeeper() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_hakeeper"));
-    for (key, _) in std::env::vars_os() {
-        if key.to_string_lossy().starts_with("HAKEEPER_") {
-            cmd.env_remove(key);
-        }
-    }
-    cmd.env_remove("KUBECONFIG");
-    // Readable logs in the stderr files.
-    cmd.env("NO_COLOR", "1");
-    cmd
-}
-
-/// One `hakeeper sidecar` child process. Killed when dropped; its stderr is printed if the
-/// test is failing.
+/// A [`SidecarProcess`] of [`CLUSTER_ID`] (killed when dropped, its stderr printed if the
+/// test is failing), with the address it publishes when it leads.
 struct Sidecar {
-    name: String,
-    identity: String,
+    process: SidecarProcess,
     /// The address this sidecar publishes when it leads.
     address: String,
-    base: String,
-    child: Child,
-    _stdout: Option<BufReader<ChildStdout>>,
-    stderr: PathBuf,
+}
+
+/// Its name, identity, base URL, `url()` and `stderr_log()`.
+impl Deref for Sidecar {
+    type Target = SidecarProcess;
+
+    fn deref(&self) -> &SidecarProcess {
+        &self.process
+    }
 }
 
 impl Sidecar {
     async fn start(c: &TestCluster, name: &str, extra: &[&str]) -> Sidecar {
-        let identity = format!("{name}-{}", uuid::Uuid::new_v4().simple());
-        let stderr = c.path(&format!("sidecar-{name}.stderr"));
-        let file = std::fs::File::create(&stderr).expect("stderr file");
-        let mut child = hakeeper()
-            .arg("sidecar")
-            .args(["--cluster-id", CLUSTER_ID])
-            .args(["--listen", "127.0.0.1:0"])
-            .args(["--identity", &identity])
-            .args(["--namespace", &c.namespace])
-            .args(["--log", "hakeeper=debug"])
-            .arg("--kubeconfig")
-            .arg(c.kubeconfig())
-            .args(TIMINGS)
-            .args(extra)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(file)
-            .kill_on_drop(true)
-            .spawn()
-            .expect("spawning hakeeper sidecar");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let mut sidecar = Sidecar {
-            name: name.to_string(),
-            identity,
-            address: format!("akka.tcp://flink@jm-{name}.flink.svc:6123/user/rpc/dispatcher"),
-            base: String::new(),
-            child,
-            _stdout: None,
-            stderr,
-        };
-        let mut stdout = BufReader::new(stdout);
-        let mut line = String::new();
-        let read = tokio::time::timeout(STARTUP, stdout.read_line(&mut line)).await;
+        let process = SidecarProcess::start(c, CLUSTER_ID, name, extra).await;
         assert!(
-            matches!(read, Ok(Ok(n)) if n > 0),
-            "sidecar {name} did not announce its local API within {STARTUP:?}: {read:?}"
+            process.base.starts_with("http://127.0.0.1:"),
+            "{}",
+            process.base
         );
-        let url = line
-            .trim()
-            .strip_prefix("hakeeper sidecar: local API on ")
-            .unwrap_or_else(|| panic!("unexpected first line of sidecar {name}: {line:?}"));
-        assert!(url.starts_with("http://127.0.0.1:"), "{url}");
-        sidecar.base = url.to_string();
-        sidecar._stdout = Some(stdout);
-        sidecar
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
+        Sidecar {
+            process,
+            address: format!("akka.tcp://flink@jm-{name}.flink.svc:6123/user/rpc/dispatcher"),
+        }
     }
 
     fn leadership(&self, component: &str) -> String {
@@ -123,13 +63,7 @@ impl Sidecar {
 
     /// `GET /v1/leadership/{component}`, which must answer 200.
     async fn get(&self, http: &reqwest::Client, component: &str) -> Value {
-        let (status, body) = send(http.get(self.leadership(component))).await;
-        assert_eq!(
-            status,
-            StatusCode::OK,
-            "GET {component} on {}: {body}",
-            self.name
-        );
+        let body = self.state(http, component).await;
         assert_eq!(body["component"], component, "{body}");
         body
     }
@@ -182,78 +116,20 @@ impl Sidecar {
 
     /// Send `signal` (`TERM`, `INT`), then wait (at most 5 s) for the process to exit.
     async fn signal(&mut self, signal: &str) -> ExitStatus {
-        let pid = self.child.id().expect("the sidecar is still running");
-        let kill = std::process::Command::new("kill")
-            .arg(format!("-{signal}"))
-            .arg(pid.to_string())
-            .status()
-            .expect("running kill");
-        assert!(kill.success(), "kill -{signal} {pid}: {kill}");
-        match tokio::time::timeout(Duration::from_secs(5), self.child.wait()).await {
+        let child = &mut self.process.child;
+        common::process::signal(child, &format!("-{signal}"));
+        match tokio::time::timeout(Duration::from_secs(5), child.wait()).await {
             Ok(status) => status.expect("waiting for the sidecar"),
             Err(_) => panic!(
                 "sidecar {} did not exit within 5 s of SIG{signal}",
-                self.name
+                self.process.name
             ),
         }
     }
 
     /// Kill (SIGKILL) and reap.
     async fn kill(mut self) {
-        let _ = self.child.kill().await;
-    }
-
-    fn stderr_log(&self) -> String {
-        std::fs::read_to_string(&self.stderr).unwrap_or_default()
-    }
-}
-
-impl Drop for Sidecar {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!(
-                "----- stderr of sidecar {} ({}) -----\n{}----- end of sidecar {} -----",
-                self.name,
-                self.identity,
-                self.stderr_log(),
-                self.name
-            );
-        }
-        let _ = self.child.start_kill();
-    }
-}
-
-fn http_client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(5))
-        .build()
-        .expect("HTTP client")
-}
-
-/// Send a request and read its JSON body (`Value::Null` if the body is not JSON).
-async fn send(request: reqwest::RequestBuilder) -> (StatusCode, Value) {
-    let response = request.send().await.expect("the local API answers");
-    let status = response.status();
-    let text = response.text().await.expect("a response body");
-    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
-}
-
-/// Poll `f` every 20 ms until it gives `Ok`, at most `timeout`; the last `Err` says why not.
-async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut f: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<T, String>>,
-{
-    let deadline = Instant::now() + timeout;
-    loop {
-        match f().await {
-            Ok(v) => return v,
-            Err(last) => assert!(
-                Instant::now() < deadline,
-                "timed out after {timeout:?} waiting for {what}; last seen: {last}"
-            ),
-        }
-        tokio::time::sleep(POLL).await;
+        let _ = self.process.child.kill().await;
     }
 }
 
@@ -314,10 +190,7 @@ fn data<'a>(cm: &'a ConfigMap, key: &str) -> Option<&'a str> {
 }
 
 /// Open `GET {component}?watch=1` and deliver each event's name and JSON data.
-async fn sse(
-    sidecar: &Sidecar,
-    component: &str,
-) -> mpsc::UnboundedReceiver<(Option<String>, Value)> {
+async fn sse(sidecar: &Sidecar, component: &str) -> mpsc::UnboundedReceiver<(String, Value)> {
     // No overall timeout for the stream.
     let http = reqwest::Client::new();
     let response = http
@@ -336,36 +209,10 @@ async fn sse(
         content_type.starts_with("text/event-stream"),
         "{content_type}"
     );
-    let (tx, rx) = mpsc::unbounded_channel();
-    tokio::spawn(async move {
-        let mut stream = response.bytes_stream();
-        let mut buf: Vec<u8> = Vec::new();
-        while let Some(Ok(chunk)) = stream.next().await {
-            buf.extend_from_slice(&chunk);
-            while let Some(end) = buf.windows(2).position(|w| w == b"\n\n") {
-                let block: Vec<u8> = buf.drain(..end + 2).collect();
-                let text = String::from_utf8_lossy(&block);
-                let mut event = None;
-                let mut data = Vec::new();
-                for line in text.lines() {
-                    if let Some(v) = line.strip_prefix("event:") {
-                        event = Some(v.trim().to_string());
-                    } else if let Some(v) = line.strip_prefix("data:") {
-                        data.push(v.strip_prefix(' ').unwrap_or(v).to_string());
-                    }
-                }
-                if data.is_empty() {
-                    continue; // a keep-alive comment
-                }
-                let value = serde_json::from_str(&data.join("\n"))
-                    .unwrap_or_else(|e| Value::String(format!("unparsable data {data:?}: {e}")));
-                if tx.send((event, value)).is_err() {
-                    return;
-                }
-            }
-        }
-    });
-    rx
+    // The reading task runs detached: it ends with the stream, or at the first event after
+    // the receiver is dropped.
+    let (events, _detached) = sse_events(response);
+    events
 }
 
 /// Every lock annotation value of a ConfigMap from now on (after the watch has synced).
@@ -500,7 +347,7 @@ async fn sigterm_releases_and_the_standby_streams_its_takeover() {
         .await
         .expect("the current state first")
         .expect("the stream is open");
-    assert_eq!(name.as_deref(), Some("leadership"));
+    assert_eq!(name, "leadership");
     assert_eq!(first["component"], "dispatcher", "{first}");
     assert_eq!(first["contending"], true, "{first}");
     assert_eq!(first["isLeader"], false, "{first}");
@@ -519,7 +366,7 @@ async fn sigterm_releases_and_the_standby_streams_its_takeover() {
             .await
             .expect("the standby's takeover streamed within 2 s of the leader's exit")
             .expect("the stream stays open");
-        assert_eq!(name.as_deref(), Some("leadership"));
+        assert_eq!(name, "leadership");
         assert_eq!(event["contending"], true, "{event}");
         if event["isLeader"] == true {
             break event;

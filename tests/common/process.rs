@@ -25,6 +25,8 @@ pub const TIMINGS: [&str; 6] = [
 ];
 pub const LEASE: Duration = Duration::from_secs(2);
 pub const CLIENT_TIMEOUT: Duration = Duration::from_millis(1500);
+/// How long a child process may take to announce its local API.
+pub const STARTUP: Duration = Duration::from_secs(10);
 
 /// The binary, with no `HAKEEPER_*` or `KUBECONFIG` inherited from the test environment.
 pub fn hakeeper() -> Command {
@@ -53,6 +55,8 @@ pub fn signal(child: &Child, signal: &str) {
 /// One `hakeeper sidecar` child process.
 pub struct SidecarProcess {
     pub name: String,
+    /// Its `--identity`: `{name}-{random}`.
+    pub identity: String,
     pub base: String,
     pub child: Child,
     _stdout: BufReader<ChildStdout>,
@@ -61,16 +65,14 @@ pub struct SidecarProcess {
 
 impl SidecarProcess {
     pub async fn start(c: &TestCluster, cluster_id: &str, name: &str, extra: &[&str]) -> Self {
+        let identity = format!("{name}-{}", uuid::Uuid::new_v4().simple());
         let stderr = c.path(&format!("sidecar-{name}.stderr"));
         let file = std::fs::File::create(&stderr).expect("stderr file");
         let mut child = hakeeper()
             .arg("sidecar")
             .args(["--cluster-id", cluster_id])
             .args(["--listen", "127.0.0.1:0"])
-            .args([
-                "--identity",
-                &format!("{name}-{}", uuid::Uuid::new_v4().simple()),
-            ])
+            .args(["--identity", &identity])
             .args(["--namespace", &c.namespace])
             .args(["--log", "hakeeper=debug"])
             .arg("--kubeconfig")
@@ -85,7 +87,7 @@ impl SidecarProcess {
             .expect("spawning hakeeper sidecar");
         let mut stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
         let mut line = String::new();
-        let read = tokio::time::timeout(Duration::from_secs(10), stdout.read_line(&mut line)).await;
+        let read = tokio::time::timeout(STARTUP, stdout.read_line(&mut line)).await;
         assert!(
             matches!(read, Ok(Ok(n)) if n > 0),
             "sidecar {name} did not start: {read:?}\n{}",
@@ -98,6 +100,7 @@ impl SidecarProcess {
             .to_string();
         SidecarProcess {
             name: name.to_string(),
+            identity,
             base,
             child,
             _stdout: stdout,
@@ -141,8 +144,9 @@ impl Drop for SidecarProcess {
     fn drop(&mut self) {
         if std::thread::panicking() {
             eprintln!(
-                "----- stderr of sidecar {} -----\n{}----- end -----",
+                "----- stderr of sidecar {} ({}) -----\n{}----- end -----",
                 self.name,
+                self.identity,
                 self.stderr_log()
             );
         }
