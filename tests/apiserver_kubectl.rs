@@ -597,7 +597,11 @@ async fn create_with_unknown_field_is_rejected_strictly() {
     .unwrap();
 
     let err = kubectl.fails(&["create", "-f", path_str(&file)]).await;
-    assert!(err.contains("strict decoding error"), "stderr: {err}");
+    // The embedded server words it as kube-apiserver 1.25+ does (server-side validation); an
+    // older real server has none, and kubectl validates on the client in its own words.
+    if cluster.server.is_some() {
+        assert!(err.contains("strict decoding error"), "stderr: {err}");
+    }
     assert!(err.contains("unknown field \"spec\""), "stderr: {err}");
     let missing = cluster.api::<ConfigMap>().get_opt("strict").await.unwrap();
     assert!(missing.is_none(), "the rejected ConfigMap was stored");

@@ -18,6 +18,28 @@ use kube::Api;
 use kube::api::{DeleteParams, PostParams};
 
 pub const REAL_CLUSTER_ENV: &str = "HAKEEPER_TEST_KUBECONFIG";
+/// A file to which each test skipped on a real cluster appends a line: test, and why.
+pub const SKIP_LOG_ENV: &str = "HAKEEPER_TEST_SKIP_LOG";
+
+/// Record a skip where CI can count it (the test harness hides a passing test's output).
+pub fn note_skip(why: &str) {
+    use std::io::Write;
+    let Some(path) = std::env::var_os(SKIP_LOG_ENV) else {
+        return;
+    };
+    let test = std::thread::current()
+        .name()
+        .unwrap_or("unnamed test")
+        .to_string();
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+    {
+        // One write per line, so that concurrent tests' lines do not interleave.
+        let _ = f.write_all(format!("{test}: {why}\n").as_bytes());
+    }
+}
 
 pub struct TestCluster {
     /// The embedded server, when the test runs against it.
@@ -27,6 +49,8 @@ pub struct TestCluster {
     /// A kubeconfig for kubectl and child processes.
     pub kubeconfig: PathBuf,
     pub dir: tempfile::TempDir,
+    /// `cleanup` ran.
+    cleaned: bool,
 }
 
 impl TestCluster {
@@ -63,6 +87,7 @@ impl TestCluster {
                     namespace,
                     kubeconfig,
                     dir,
+                    cleaned: false,
                 }
             }
             None => {
@@ -76,6 +101,7 @@ impl TestCluster {
                     namespace,
                     kubeconfig,
                     dir,
+                    cleaned: false,
                 }
             }
         }
@@ -85,6 +111,7 @@ impl TestCluster {
     pub fn embedded(&self, why: &str) -> Option<&DevServer> {
         if self.server.is_none() {
             eprintln!("skipped against a real cluster: {why} needs the embedded API server");
+            note_skip(why);
         }
         self.server.as_ref()
     }
@@ -131,8 +158,8 @@ impl TestCluster {
     }
 
     /// Delete the test namespace on a real cluster; stop the embedded server.
-    pub async fn cleanup(self) {
-        match self.server {
+    pub async fn cleanup(mut self) {
+        match self.server.take() {
             Some(server) => server.shutdown().await.expect("clean shutdown"),
             None => {
                 let _ = Api::<Namespace>::all(self.client.clone())
@@ -140,6 +167,24 @@ impl TestCluster {
                     .await;
             }
         }
+        self.cleaned = true;
+    }
+}
+
+/// A test that panicked (or forgot `cleanup`) on a real cluster leaves no namespace behind:
+/// kubectl deletes it, without waiting, since a drop cannot await.
+impl Drop for TestCluster {
+    fn drop(&mut self) {
+        if self.cleaned || self.server.is_some() {
+            return;
+        }
+        let _ = std::process::Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .args(["delete", "namespace", &self.namespace, "--wait=false"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status();
     }
 }
 
