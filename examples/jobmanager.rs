@@ -367,7 +367,12 @@ impl JobManager {
             driver.abort();
             return Err(format!("open the event stream: {}", response.status()));
         }
-        let stream = tokio::spawn(follow(response.into_body(), driver, view.clone()));
+        let stream = tokio::spawn(follow(
+            response.into_body(),
+            driver,
+            id.clone(),
+            view.clone(),
+        ));
         self.emit(Event::Registered { client: id.clone() });
         self.registration = Some(Registration {
             id,
@@ -765,6 +770,7 @@ impl JobManager {
 async fn follow(
     mut body: hyper::body::Incoming,
     driver: JoinHandle<()>,
+    me: String,
     view: Arc<Mutex<Lifeline>>,
 ) {
     let _driver = client::Abort(driver);
@@ -784,7 +790,9 @@ async fn follow(
             match event.event.as_str() {
                 "leadership" => {
                     let component = data["component"].as_str().unwrap_or_default().to_string();
-                    match (data["isLeader"] == true, data["sessionId"].as_str()) {
+                    // Only a leadership held for this client counts.
+                    let ours = data["clientId"] == me.as_str();
+                    match (ours && data["isLeader"] == true, data["sessionId"].as_str()) {
                         (true, Some(session)) => {
                             v.leading.insert(component, session.to_string());
                         }

@@ -297,6 +297,10 @@ impl LivenessArgs {
             timeout >= Duration::from_millis(100),
             "--client-timeout {timeout:?} is too short: at least 100ms"
         );
+        anyhow::ensure!(
+            timeout <= Duration::from_secs(24 * 3600),
+            "--client-timeout {timeout:?} is too long: at most 24h (a hung JobManager would lead that long)"
+        );
         Ok(timeout)
     }
 }
@@ -819,19 +823,24 @@ async fn sidecar(args: SidecarArgs) -> anyhow::Result<()> {
     tracing::info!(cluster_id = %cluster_id, namespace = %namespace, identity = %identity, listen = %bound, token = args.token_file.is_some(), "sidecar starting");
     let mut prober = None;
     if let Some(address) = &args.address {
-        for component in &args.contend {
-            sidecar
-                .contend(component.clone(), address.clone(), None)
-                .map_err(|e| anyhow::anyhow!("{}", e.message))?;
-        }
-        if let Some(Liveness::Http(probe)) = liveness {
-            prober = Some(tokio::spawn(hakeeper::sidecar::liveness::run(
-                sidecar.clone(),
-                probe,
-                args.contend.clone(),
-                address.clone(),
-                stop_rx.clone(),
-            )));
+        match liveness {
+            // Contended once the JobManager first answers its probe, and while it does.
+            Some(Liveness::Http(probe)) => {
+                prober = Some(tokio::spawn(hakeeper::sidecar::liveness::run(
+                    sidecar.clone(),
+                    probe,
+                    args.contend.clone(),
+                    address.clone(),
+                    stop_rx.clone(),
+                )));
+            }
+            _ => {
+                for component in &args.contend {
+                    sidecar
+                        .contend_unowned(component.clone(), address.clone())
+                        .map_err(|e| anyhow::anyhow!("{}", e.message))?;
+                }
+            }
         }
     }
     println!("hakeeper sidecar: local API on {bound}");

@@ -511,8 +511,9 @@ async fn a_half_closed_stream_ends_the_client() {
     let n = conn.read(&mut head).await.expect("response");
     assert!(String::from_utf8_lossy(&head[..n]).starts_with("HTTP/1.1 200"));
     assert_eq!(contend(&s, &client, "dispatcher").await.0, 202);
+    // Each poll carries the client's id: it shows life while it waits.
     eventually("leading", Duration::from_secs(10), || async {
-        let v = s.state(&http, "dispatcher").await;
+        let (_, v) = send(client.on(http.get(s.url("/v1/leadership/dispatcher")))).await;
         if v["isLeader"] == true {
             Ok(())
         } else {
@@ -531,6 +532,129 @@ async fn a_half_closed_stream_ends_the_client() {
     })
     .await;
     assert_eq!(v["lastRelease"]["reason"], "client_gone", "{v}");
+    drop(s);
+    c.cleanup().await;
+}
+
+/// A released client's stream ends with the state of what it contended for, as no longer
+/// its (never the state of whoever contends now), then why, then nothing.
+#[tokio::test]
+async fn a_released_clients_stream_ends_with_its_states_and_why() {
+    let c = TestCluster::start().await;
+    let s = SidecarProcess::start(&c, "live-closing", "jm-0", &[]).await;
+    let mut hung = JobManagerClient::start(&s.base, "hung").await;
+    assert_eq!(contend(&s, &hung, "dispatcher").await.0, 202);
+    let led = loop {
+        let (event, data) = hung
+            .next_event(Duration::from_secs(10))
+            .await
+            .expect("leadership events");
+        if event == "leadership" && data["isLeader"] == true {
+            break data;
+        }
+    };
+    assert_eq!(led["clientId"], hung.id.as_str(), "{led}");
+    hung.hang();
+    // Another client of the same sidecar takes the component once the hung one is gone.
+    let next = JobManagerClient::start(&s.base, "next").await;
+    eventually(
+        "the other client to contend",
+        CLIENT_TIMEOUT * 3,
+        || async {
+            match contend(&s, &next, "dispatcher").await {
+                (status, _) if status == 202 => Ok(()),
+                (status, body) => Err(format!("{status} {body}")),
+            }
+        },
+    )
+    .await;
+    let mut closing = Vec::new();
+    while let Some(e) = hung.next_event(Duration::from_secs(5)).await {
+        closing.push(e);
+    }
+    let (last, why) = closing.last().cloned().expect("closing events");
+    assert_eq!(last, "released", "{closing:?}");
+    assert_eq!(why["reason"], "client_timeout", "{why}");
+    let (_, final_state) = closing
+        .iter()
+        .rev()
+        .find(|(e, _)| e == "leadership")
+        .cloned()
+        .expect("a last leadership event");
+    assert_eq!(final_state["contending"], false, "{final_state}");
+    assert_eq!(final_state["isLeader"], false, "{final_state}");
+    assert_eq!(final_state["sessionId"], Value::Null, "{final_state}");
+    assert_eq!(final_state["clientId"], Value::Null, "{final_state}");
+    assert_eq!(
+        final_state["lastRelease"]["reason"], "client_timeout",
+        "{final_state}"
+    );
+    assert!(
+        closing
+            .iter()
+            .all(|(_, d)| d["clientId"] != next.id.as_str()),
+        "another client's state on this stream: {closing:?}"
+    );
+    drop(next);
+    drop(s);
+    c.cleanup().await;
+}
+
+/// A client that ends itself with DELETE and hangs up at once (a JobManager's shutdown hook)
+/// still has its lock released by compare-and-swap, not left to run out.
+#[tokio::test]
+async fn a_delete_whose_caller_hangs_up_still_releases_the_lock() {
+    use tokio::io::AsyncWriteExt;
+    let c = TestCluster::start().await;
+    let s = SidecarProcess::start(&c, "live-delete", "jm-0", &[]).await;
+    let http = http_client();
+    let client = JobManagerClient::start(&s.base, "leaving").await;
+    assert_eq!(contend(&s, &client, "dispatcher").await.0, 202);
+    eventually("leading", Duration::from_secs(10), || async {
+        let v = s.state(&http, "dispatcher").await;
+        if v["isLeader"] == true {
+            Ok(())
+        } else {
+            Err(v.to_string())
+        }
+    })
+    .await;
+    // On the embedded server, slow every API call down, so that the release's
+    // compare-and-swap is still on its way when the caller has long hung up. (A real server
+    // is not slowed; the release is then merely checked.)
+    if let Some(server) = c.server.as_ref() {
+        server.faults().set_latency(Duration::from_millis(200));
+    }
+    let addr = s.base.strip_prefix("http://").expect("http base");
+    let mut conn = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let request = format!(
+        "DELETE /v1/clients/{} HTTP/1.1\r\nhost: {addr}\r\ncontent-length: 0\r\n\r\n",
+        client.id
+    );
+    conn.write_all(request.as_bytes()).await.expect("request");
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    drop(conn);
+    let configmaps = c.api::<k8s_openapi::api::core::v1::ConfigMap>();
+    eventually("the lock released", Duration::from_secs(5), || async {
+        let cm = configmaps
+            .get("live-delete-dispatcher-leader")
+            .await
+            .map_err(|e| e.to_string())?;
+        let record: Value = cm
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(hakeeper::lease::LEADER_ANNOTATION))
+            .and_then(|v| serde_json::from_str(v).ok())
+            .unwrap_or_default();
+        if record["holderIdentity"] == "" {
+            Ok(())
+        } else {
+            Err(record.to_string())
+        }
+    })
+    .await;
+    drop(client);
     drop(s);
     c.cleanup().await;
 }

@@ -204,7 +204,7 @@ pub async fn checkpoints(params: &CheckpointParams) -> Result<CheckpointReport> 
     let job = job(2);
     let component = Component::JobManager(job.clone());
     sidecar
-        .contend(component.clone(), "bench:6123".into(), None)
+        .contend_unowned(component.clone(), "bench:6123".into())
         .map_err(|e| bench_error(e.message))?;
     let fence = sidecar
         .fence(&component)

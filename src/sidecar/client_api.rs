@@ -154,13 +154,6 @@ async fn register(
     State(sidecar): State<Sidecar>,
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
-    if sidecar
-        .inner
-        .shutting_down
-        .load(std::sync::atomic::Ordering::SeqCst)
-    {
-        return Err(super::shutting_down());
-    }
     let body: RegisterBody = if body.iter().all(u8::is_ascii_whitespace) {
         RegisterBody::default()
     } else {
@@ -174,6 +167,14 @@ async fn register(
     };
     let (id, name) = {
         let mut clients = sidecar.clients();
+        // Checked under the lock that shutdown releases every client under: none slips in.
+        if sidecar
+            .inner
+            .shutting_down
+            .load(std::sync::atomic::Ordering::SeqCst)
+        {
+            return Err(super::shutting_down());
+        }
         let id = clients
             .register(body.name.clone(), Instant::now())
             .ok_or_else(|| {
@@ -251,7 +252,7 @@ async fn end(
         let e = sidecar.clients().get(&id).err().unwrap_or(NotLive::Unknown);
         return Err(not_live(&id, e));
     };
-    pending.await;
+    sidecar.owned(pending).await;
     Ok(axum::Json(json!({
         "clientId": id.to_string(),
         "released": true,
@@ -277,11 +278,8 @@ impl ClientStream {
     fn send_view(&mut self, component: &Component) {
         let view = match self.sources.get_mut(component) {
             Some(source) => self.sidecar.view(source, component),
-            // No longer the client's: one last look, from whatever source the sidecar has.
-            None => match self.sidecar.source(component) {
-                Ok(mut source) => self.sidecar.view(&mut source, component),
-                Err(_) => return,
-            },
+            // No longer the client's: it is told that, and never another client's state.
+            None => self.sidecar.not_contending_view(component),
         };
         if self
             .last

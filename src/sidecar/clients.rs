@@ -105,6 +105,8 @@ impl Registry {
     }
 
     /// A new client, alive from `now`. `None` when [`MAX_CLIENTS`] are registered already.
+    /// (Whether the sidecar still takes clients is the caller's to check under the same
+    /// lock as [`Registry::release_all`].)
     pub fn register(&mut self, name: Option<String>, now: Instant) -> Option<Uuid> {
         if self.live.len() >= MAX_CLIENTS {
             return None;
@@ -185,28 +187,46 @@ impl Registry {
         }
     }
 
-    /// `component` is no longer contended (a `DELETE`), whichever client it was for.
-    pub fn unbind(&mut self, component: &Component) {
-        for c in self.live.values_mut() {
+    /// `component` is no longer contended for `client` (a `DELETE`).
+    pub fn unbind(&mut self, client: &Uuid, component: &Component) {
+        if let Some(c) = self.live.get_mut(client) {
             c.components.remove(component);
         }
     }
 
-    /// When the next client runs out of time, if none shows life before.
-    pub fn next_deadline(&self) -> Option<Instant> {
-        self.live.values().map(|c| c.last_seen + self.timeout).min()
+    /// When `client` runs out of time, if it shows no life before; `None` for a timeout
+    /// too long to be reached.
+    fn deadline(&self, client: &Client) -> Option<Instant> {
+        client.last_seen.checked_add(self.timeout)
     }
 
-    /// The clients that showed no life within the timeout before `now`.
+    /// When the next client runs out of time, if none shows life before.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.live.values().filter_map(|c| self.deadline(c)).min()
+    }
+
+    /// The clients that showed no life within the timeout before `now`, oldest first.
     pub fn expired(&self, now: Instant) -> Vec<Uuid> {
         let mut ids: Vec<(Instant, Uuid)> = self
             .live
             .iter()
-            .filter(|(_, c)| now >= c.last_seen + self.timeout)
+            .filter(|(_, c)| self.deadline(c).is_some_and(|d| now >= d))
             .map(|(id, c)| (c.last_seen, *id))
             .collect();
         ids.sort();
         ids.into_iter().map(|(_, id)| id).collect()
+    }
+
+    /// End the clients that showed no life within the timeout before `now`, deciding and
+    /// ending under one lock (a keepalive cannot land in between).
+    pub fn release_expired(&mut self, now: Instant) -> Vec<(Uuid, Ended)> {
+        self.expired(now)
+            .into_iter()
+            .filter_map(|id| {
+                self.release(&id, ReleaseReason::ClientTimeout, now)
+                    .map(|e| (id, e))
+            })
+            .collect()
     }
 
     /// End a client. `None` if it was not live. Its streams are told why only when the
@@ -367,14 +387,42 @@ mod tests {
     }
 
     #[test]
-    fn unbind_forgets_a_component_whoever_held_it() {
+    fn unbind_forgets_a_component_of_that_client_only() {
         let t0 = Instant::now();
         let mut r = Registry::new(T);
         let a = r.register(None, t0).unwrap();
+        let b = r.register(None, t0).unwrap();
         r.bind(&a, Component::Dispatcher).unwrap();
-        r.unbind(&Component::Dispatcher);
+        // A DELETE of a's contention racing b's PUT of the same component: b keeps it.
+        r.bind(&b, Component::Dispatcher).unwrap();
+        r.unbind(&a, &Component::Dispatcher);
         let ended = r.release(&a, ReleaseReason::ClientGone, t0).unwrap();
         assert!(ended.components.is_empty());
+        let ended = r.release(&b, ReleaseReason::ClientGone, t0).unwrap();
+        assert_eq!(ended.components.len(), 1);
+    }
+
+    #[test]
+    fn a_timeout_too_long_to_reach_never_expires_and_never_panics() {
+        let t0 = Instant::now();
+        let mut r = Registry::new(Duration::from_secs(u64::MAX / 2));
+        r.register(None, t0).unwrap();
+        assert_eq!(r.next_deadline(), None);
+        assert!(r.release_expired(t0 + T).is_empty());
+    }
+
+    #[test]
+    fn release_expired_ends_exactly_the_silent_clients() {
+        let t0 = Instant::now();
+        let mut r = Registry::new(T);
+        let silent = r.register(None, t0).unwrap();
+        let alive = r.register(None, t0).unwrap();
+        r.touch(&alive, t0 + T / 2).unwrap();
+        let ended = r.release_expired(t0 + T);
+        assert_eq!(ended.len(), 1);
+        assert_eq!(ended[0].0, silent);
+        assert_eq!(ended[0].1.released.reason, ReleaseReason::ClientTimeout);
+        assert!(r.get(&alive).is_ok());
     }
 
     #[test]

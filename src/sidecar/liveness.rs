@@ -1,10 +1,12 @@
 //! What `--contend` leadership depends on, as there is no API client to watch: an HTTP probe
 //! of the JobManager (`--liveness-url`), or nothing (`--liveness none`, for demos and tests).
 //!
-//! The probe runs every retry period. After `--liveness-failures` failures in a row the
-//! `--contend` components are released (reason `liveness_failed`); the first success after
-//! that contends for them again, so a restarted JobManager is led for once it answers.
+//! The probe runs every retry period. The `--contend` components are contended once the
+//! JobManager first answers, and again after any success that finds one not contended. After
+//! `--liveness-failures` failures in a row they are released (reason `liveness_failed`),
+//! until the JobManager answers again, so a restarted JobManager is led for once it answers.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use axum::http::Uri;
@@ -134,6 +136,8 @@ pub async fn run(
     let mut ticks = tokio::time::interval(probe.period);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_error: Option<String> = None;
+    // Why a component could not be contended again, as last logged.
+    let mut refused: HashMap<Component, String> = HashMap::new();
     loop {
         tokio::select! {
             _ = ticks.tick() => {}
@@ -153,16 +157,26 @@ pub async fn run(
                 }
             }
         }
-        match tracker.observe(result.is_ok(), probe.failures) {
-            Action::Nothing => {}
-            Action::Release => {
-                tracing::warn!(url = %probe.url, failures = tracker.failures, "the JobManager failed its liveness probe {} times in a row; releasing its leaderships", tracker.failures);
-                sidecar.release_unowned(ReleaseReason::LivenessFailed).await;
-            }
-            Action::Contend => {
-                for component in &contend {
-                    if let Err(e) = sidecar.contend(component.clone(), address.clone(), None) {
-                        tracing::warn!(component = %component, error = %e.message, "could not contend again");
+        if tracker.observe(result.is_ok(), probe.failures) == Action::Release {
+            tracing::warn!(url = %probe.url, failures = tracker.failures, "the JobManager failed its liveness probe {} times in a row; releasing its leaderships", tracker.failures);
+            sidecar.release_unowned(ReleaseReason::LivenessFailed).await;
+            continue;
+        }
+        if tracker.released {
+            continue;
+        }
+        // Alive: every --contend component is contended (again, after a release or a DELETE;
+        // idempotent otherwise). A refusal (a client holds it now) is retried at every probe
+        // and logged when it changes.
+        for component in &contend {
+            match sidecar.contend_unowned(component.clone(), address.clone()) {
+                Ok(()) => {
+                    refused.remove(component);
+                }
+                Err(e) => {
+                    if refused.get(component) != Some(&e.message) {
+                        tracing::warn!(component = %component, error = %e.message, "cannot contend again; retrying at every probe");
+                        refused.insert(component.clone(), e.message);
                     }
                 }
             }

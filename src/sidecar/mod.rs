@@ -245,6 +245,14 @@ impl Source {
         })
     }
 
+    /// The task behind it has ended: no change will ever come.
+    fn is_closed(&self) -> bool {
+        match self {
+            Source::Contender(rx, _) => rx.has_changed().is_err(),
+            Source::Follower(rx) => rx.has_changed().is_err(),
+        }
+    }
+
     async fn changed(&mut self) -> bool {
         match self {
             Source::Contender(rx, _) => rx.changed().await.is_ok(),
@@ -345,10 +353,16 @@ impl Sidecar {
         );
     }
 
-    /// Start contending for `component` with `address`, on behalf of `client` (`None`: for
-    /// as long as the sidecar, or its `--liveness-url` probe, says). Idempotent for the same
-    /// address and client.
-    pub fn contend(
+    /// Start contending for `component` with `address` for no client: for as long as the
+    /// sidecar (or its `--liveness-url` probe) says. Idempotent for the same address.
+    pub fn contend_unowned(&self, component: Component, address: String) -> Result<(), ApiError> {
+        self.contend(component, address, None)
+    }
+
+    /// Start contending for `component` with `address`, on behalf of `client` (bound to it
+    /// by [`Sidecar::contend_for_client`], the only caller with a client). Idempotent for the
+    /// same address and client.
+    fn contend(
         &self,
         component: Component,
         address: String,
@@ -449,20 +463,48 @@ impl Sidecar {
         Ok(())
     }
 
-    /// Stop contending for `component`, releasing the lock if held. False if not contending.
+    /// Stop contending for `component`, releasing the lock if held (before this returns,
+    /// even if the caller is dropped meanwhile). False if not contending.
     pub async fn stop(&self, component: &Component, reason: ReleaseReason) -> bool {
-        let contender = self.contenders().remove(component);
+        let contender = {
+            // Lock order: clients, then contenders; unbound from its own client only, so a
+            // PUT racing this DELETE keeps what it bound.
+            let mut clients = self.clients();
+            let contender = self.contenders().remove(component);
+            if let Some(client) = contender.as_ref().and_then(|c| c.client) {
+                clients.unbind(&client, component);
+            }
+            contender
+        };
         match contender {
             Some(c) => {
-                self.clients().unbind(component);
                 self.remember_release(component, reason, c.client);
                 self.bump_registry();
-                c.changes.abort();
-                c.elector.release(reason).await;
+                self.owned(Box::pin(async move {
+                    c.changes.abort();
+                    c.elector.release(reason).await;
+                }))
+                .await;
                 true
             }
             None => false,
         }
+    }
+
+    /// Run a release in the reaper, which shutdown joins, and wait for it: a request handler
+    /// that is dropped (its client hung up) cannot cancel a release half done.
+    async fn owned(&self, release: PendingRelease) {
+        let (done, finished) = tokio::sync::oneshot::channel();
+        let tracked: PendingRelease = Box::pin(async move {
+            release.await;
+            let _ = done.send(());
+        });
+        if let Err(mpsc::error::SendError(tracked)) = self.inner.releases.send(tracked) {
+            // No reaper any more (after shutdown): run it here.
+            tracked.await;
+            return;
+        }
+        let _ = finished.await;
     }
 
     /// Take the contenders `pick` selects out of the map (no more leader-only writes pass
@@ -513,14 +555,19 @@ impl Sidecar {
             crate::metrics::set_clients(clients.len());
             ended
         };
+        Some(self.finish_end(client, ended))
+    }
+
+    /// What follows a client's end in the registry: its contenders leave the map (chosen by
+    /// the client they are for, whatever the registry's bookkeeping says), then its streams
+    /// are told, so that their last states say so.
+    fn finish_end(&self, client: Uuid, ended: clients::Ended) -> (Vec<Component>, PendingRelease) {
+        let reason = ended.released.reason;
         let pending = self
-            .take_contenders(reason, |k, c| {
-                ended.components.contains(k) && c.client == Some(client)
-            })
+            .take_contenders(reason, |_, c| c.client == Some(client))
             .unwrap_or_else(|| Box::pin(async {}));
         let components: Vec<Component> = ended.components.iter().cloned().collect();
         let name = ended.name.clone();
-        // Its streams are told once its contenders are gone, so their last states say so.
         ended.announce();
         let listed: Vec<String> = components.iter().map(ToString::to_string).collect();
         match reason {
@@ -531,7 +578,7 @@ impl Sidecar {
                 tracing::warn!(client = %client, name = ?name, reason = %reason, components = ?listed, "client released: its leaderships are given up")
             }
         }
-        Some((components, pending))
+        (components, pending)
     }
 
     /// End `client` now and leave the lock releases to the reaper.
@@ -590,6 +637,16 @@ impl Sidecar {
     /// The state of `component` as the API reports it.
     fn view(&self, source: &mut Source, component: &Component) -> Value {
         source.view(component, self.last_release(component))
+    }
+
+    /// The last state a client's stream shows of a component it no longer contends for:
+    /// not contending, not leading, and nothing observed (`synced: false`), whoever else may
+    /// contend for it now; with the release that ended it.
+    fn not_contending_view(&self, component: &Component) -> Value {
+        let (_, nothing) = watch::channel(Retrieved::default());
+        let mut view = Source::Follower(nothing).view(component, self.last_release(component));
+        view["synced"] = Value::Bool(false);
+        view
     }
 
     /// The state of a contended component, as its elector publishes it.
@@ -667,11 +724,14 @@ async fn reap(
             _ = sleep => {
                 let Some(inner) = inner.upgrade() else { break };
                 let sidecar = Sidecar { inner };
-                let expired = sidecar.clients().expired(Instant::now());
-                for client in expired {
-                    if let Some((_, release)) = sidecar.end_client(client, ReleaseReason::ClientTimeout) {
-                        running.push(release);
-                    }
+                let ended = {
+                    let mut clients = sidecar.clients();
+                    let ended = clients.release_expired(Instant::now());
+                    crate::metrics::set_clients(clients.len());
+                    ended
+                };
+                for (client, ended) in ended {
+                    running.push(sidecar.finish_end(client, ended).1);
                 }
             }
             Some(release) = pending.recv() => running.push(release),
@@ -829,6 +889,12 @@ async fn get_leadership(
                 };
                 if switch {
                     st.source = st.sidecar.source(&st.component).ok()?;
+                    // Still a source that ended (its task stopped, or is being replaced and
+                    // the registry is about to move): wait for the registry, never spin.
+                    if st.source.is_closed() {
+                        st.registry.changed().await.ok()?;
+                        st.source = st.sidecar.source(&st.component).ok()?;
+                    }
                 }
             }
             let view = st.sidecar.view(&mut st.source, &st.component);

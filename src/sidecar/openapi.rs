@@ -461,7 +461,9 @@ fn client_events() -> Value {
                 `POST /v1/clients`); then a `leadership` event (a `LeadershipState`) for each \
                 component the client contends for, at once and whenever its state changes (not \
                 when only `leaseRemainingMs` or `lastRelease.agoMs` moved). When the client is \
-                released: a last `leadership` event per component (`contending: false`), a \
+                released: a last `leadership` event per component (`contending: false`, \
+                `isLeader: false`, `sessionId` and `clientId` null, `synced: false`: never the \
+                state of whoever contends for it next), a \
                 `released` event, and the end of the stream. Keep-alive comments every 15 s.\n\n\
                 While any of the client's streams is open, the client is not gone; when its \
                 last one closes (the process died, or the connection was closed or half-closed) \
