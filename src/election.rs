@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::api::core::v1::{ConfigMap, ObjectReference};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Api;
 use kube::api::PostParams;
@@ -559,6 +559,8 @@ pub struct Elector {
     state: watch::Receiver<LeadershipState>,
     commands: mpsc::Sender<Command>,
     task: Option<JoinHandle<()>>,
+    /// Records the elector's Events; ends when the elector task does.
+    recorder: Option<JoinHandle<()>>,
     fence: Fence,
 }
 
@@ -577,6 +579,7 @@ impl Elector {
         config: ElectionConfig,
         observed: LockObservation,
     ) -> Elector {
+        let client_for_events = client.clone();
         let api: Api<ConfigMap> = Api::namespaced(client, namespace);
         let name = config.component.configmap_name(&config.cluster_id);
         let shared = Arc::new(Mutex::new(LockState {
@@ -603,6 +606,12 @@ impl Elector {
         };
         let (state_tx, state) = watch::channel(initial);
         let (commands, command_rx) = mpsc::channel(4);
+        let (events_tx, events_rx) = mpsc::channel(16);
+        let recorder = tokio::spawn(record_events(
+            client_for_events,
+            config.identity.clone(),
+            events_rx,
+        ));
         let task = ElectorTask {
             api,
             name,
@@ -615,12 +624,14 @@ impl Elector {
             retry_at: None,
             seen_in_listing: false,
             last_lost: None,
+            events: events_tx,
         };
         let task = tokio::spawn(task.run(command_rx));
         Elector {
             state,
             commands,
             task: Some(task),
+            recorder: Some(recorder),
             fence,
         }
     }
@@ -649,12 +660,23 @@ impl Elector {
         if let Some(task) = self.task.take() {
             let _ = task.await;
         }
+        // Let the last Event ("stopped leading") out, within bounds.
+        if let Some(mut recorder) = self.recorder.take()
+            && tokio::time::timeout(Duration::from_secs(2), &mut recorder)
+                .await
+                .is_err()
+        {
+            recorder.abort();
+        }
     }
 
     /// Stop at once without releasing: the lock stays until its lease runs out.
     pub fn abort(mut self) {
         if let Some(task) = self.task.take() {
             task.abort();
+        }
+        if let Some(recorder) = self.recorder.take() {
+            recorder.abort();
         }
     }
 }
@@ -664,9 +686,67 @@ impl Drop for Elector {
         if let Some(task) = self.task.take() {
             task.abort();
         }
+        if let Some(recorder) = self.recorder.take() {
+            recorder.abort();
+        }
         // No longer contending: no series that could read as "still leading", and none
         // piling up for components (jobs) long gone.
         crate::metrics::forget_component(&self.fence.component.to_string());
+    }
+}
+
+/// Record the elector's `LeaderElection` Events (events.k8s.io/v1, through kube's
+/// `Recorder`, which turns a repeat into a series count) until the elector ends. A failure
+/// (no permission for Events, say) is logged once per distinct error; leadership never waits
+/// on it.
+async fn record_events(
+    client: kube::Client,
+    identity: String,
+    mut events: mpsc::Receiver<(ObjectReference, &'static str, String)>,
+) {
+    use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+    let recorder = Recorder::new(
+        client,
+        Reporter {
+            controller: "hakeeper".into(),
+            instance: Some(identity),
+        },
+    );
+    let mut failing: Option<String> = None;
+    while let Some((reference, action, note)) = events.recv().await {
+        let event = Event {
+            type_: EventType::Normal,
+            reason: "LeaderElection".into(),
+            note: Some(note),
+            action: action.into(),
+            secondary: None,
+        };
+        let result = tokio::time::timeout(
+            Duration::from_secs(10),
+            recorder.publish(&event, &reference),
+        )
+        .await;
+        match result {
+            Ok(Ok(())) => {
+                if failing.take().is_some() {
+                    tracing::info!("recording leader election Events works again");
+                }
+            }
+            Ok(Err(e)) => {
+                let e = e.to_string();
+                if failing.as_deref() != Some(&e) {
+                    tracing::warn!(error = %e, "could not record a leader election Event (the Role needs create and patch on events.k8s.io events)");
+                    failing = Some(e);
+                }
+            }
+            Err(_) => {
+                let e = "no answer within 10 s".to_string();
+                if failing.as_deref() != Some(&e) {
+                    tracing::warn!(error = %e, "could not record a leader election Event");
+                    failing = Some(e);
+                }
+            }
+        }
     }
 }
 
@@ -692,6 +772,8 @@ struct ElectorTask {
     retry_at: Option<Instant>,
     seen_in_listing: bool,
     last_lost: Option<Instant>,
+    /// To the events task: Events to record on the lock.
+    events: mpsc::Sender<(ObjectReference, &'static str, String)>,
 }
 
 impl ElectorTask {
@@ -804,25 +886,44 @@ impl ElectorTask {
         };
         if taken {
             tracing::warn!(component = %self.config.component, "lock taken by another holder; stepping down");
-            self.lose();
+            self.lose("lock taken by another holder");
         }
     }
 
     fn on_deleted(&mut self) {
         if self.lock().grant.is_some() {
             tracing::warn!(component = %self.config.component, configmap = %self.name, "lock ConfigMap deleted while leading; leadership revoked, contending again");
-            self.lose();
+            self.lose("lock deleted");
         }
         self.retry_at = None;
     }
 
-    /// Leadership taken away (not given up): counted and reported as `lost`.
-    fn lose(&mut self) {
+    /// Leadership taken away (not given up): counted and reported as `lost`, and recorded as
+    /// an Event on the lock.
+    fn lose(&mut self, why: &str) {
         if self.lock().grant.is_some() {
             crate::metrics::count_release(ReleaseReason::Lost);
             self.last_lost = Some(Instant::now());
+            self.record(
+                "Lost",
+                format!("{} stopped leading: lost ({why})", self.config.identity),
+            );
         }
         self.step_down();
+    }
+
+    /// A `LeaderElection` Event on the lock ConfigMap, as client-go's elector records one;
+    /// sent by the elector's events task, never holding up the election. Dropped if that task
+    /// is behind. `action` (`Acquired`, `Released`, `Lost`) tells transitions apart: kube's
+    /// recorder counts a repeat of the same action on the same lock as a series.
+    fn record(&self, action: &'static str, note: String) {
+        let reference = self.lock().observation.configmap().map(|cm| {
+            use kube::Resource;
+            cm.object_ref(&())
+        });
+        if let Some(reference) = reference {
+            let _ = self.events.try_send((reference, action, note));
+        }
     }
 
     fn step_down(&mut self) {
@@ -837,7 +938,7 @@ impl ElectorTask {
         match grant {
             Some(g) if now >= g.valid_until => {
                 tracing::warn!(component = %self.config.component, "no renew succeeded within the renew deadline; stepping down");
-                self.lose();
+                self.lose("renew deadline passed");
             }
             Some(_) => {
                 if self.next_renew.is_some_and(|t| now >= t) {
@@ -993,10 +1094,14 @@ impl ElectorTask {
         match confirmed {
             Ok(_) => {
                 tracing::info!(component = %self.config.component, identity = %self.config.identity, session = %session, address = %self.config.address, "leadership acquired and confirmed");
+                self.record(
+                    "Acquired",
+                    format!("{} became leader", self.config.identity),
+                );
             }
             Err(e) => {
                 tracing::warn!(component = %self.config.component, error = %e, "could not confirm leadership; stepping down");
-                self.lose();
+                self.lose("could not confirm leadership");
                 self.retry_at = Some(Instant::now() + t.retry_period);
             }
         }
@@ -1006,7 +1111,7 @@ impl ElectorTask {
         let t = self.config.timings;
         loop {
             let Some(current) = self.lock().observation.configmap().cloned() else {
-                self.lose();
+                self.lose("lock gone");
                 return;
             };
             let previous = self.lock().observation.record().cloned();
@@ -1014,7 +1119,7 @@ impl ElectorTask {
                 matches!(&previous, Some(Ok(r)) if r.holder_identity == self.config.identity);
             if !ours {
                 tracing::warn!(component = %self.config.component, "lock no longer names us; stepping down");
-                self.lose();
+                self.lose("lock taken by another holder");
                 return;
             }
             let record = acquisition_record(
@@ -1086,7 +1191,7 @@ impl ElectorTask {
                 .grant
                 .is_none_or(|g| Instant::now() >= g.valid_until)
             {
-                self.lose();
+                self.lose("renew deadline passed");
                 return;
             }
         }
@@ -1101,6 +1206,13 @@ impl ElectorTask {
         }
         crate::metrics::count_release(reason);
         tracing::info!(component = %self.config.component, reason = %reason, "releasing leadership");
+        self.record(
+            "Released",
+            format!(
+                "{} stopped leading: released ({reason})",
+                self.config.identity
+            ),
+        );
         for _ in 0..3 {
             let (current, previous) = {
                 let st = self.lock();

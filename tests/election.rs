@@ -523,3 +523,89 @@ async fn a_contender_started_from_a_followers_observation_does_not_wait_a_fresh_
     b.abort();
     c.cleanup().await;
 }
+
+/// Every transition is a `LeaderElection` Event on the lock ConfigMap, as client-go's elector
+/// records them, so `kubectl describe cm` tells the story of a failover: who became leader,
+/// who stopped, and why.
+#[tokio::test]
+async fn leader_elections_are_events_on_the_lock() {
+    let c = TestCluster::start().await;
+    let component = Component::Dispatcher;
+    let configmap = component.configmap_name(&cluster_id());
+    let first = contender(&c, &component, 0).await;
+    common::wait_leader(&first).await;
+    let first_id = first
+        .state()
+        .borrow()
+        .holder_identity
+        .clone()
+        .expect("holder");
+    let second = contender(&c, &component, 1).await;
+    first.release(ReleaseReason::ApiDelete).await;
+    common::wait_leader(&second).await;
+    let second_id = second
+        .state()
+        .borrow()
+        .holder_identity
+        .clone()
+        .expect("holder");
+    let expected = [
+        format!("{first_id} became leader"),
+        format!("{first_id} stopped leading: released (api_delete)"),
+        format!("{second_id} became leader"),
+    ];
+    let events: kube::Api<k8s_openapi::api::events::v1::Event> = c.api();
+    let notes = wait_for_async("the three Events", Duration::from_secs(10), || async {
+        let list = events.list(&Default::default()).await.ok()?;
+        let notes: Vec<String> = list
+            .items
+            .iter()
+            .filter(|e| {
+                e.reason.as_deref() == Some("LeaderElection")
+                    && e.type_.as_deref() == Some("Normal")
+                    && e.regarding.as_ref().and_then(|r| r.name.as_deref())
+                        == Some(configmap.as_str())
+                    && e.regarding.as_ref().and_then(|r| r.kind.as_deref()) == Some("ConfigMap")
+            })
+            .filter_map(|e| e.note.clone())
+            .collect();
+        expected.iter().all(|x| notes.contains(x)).then_some(notes)
+    })
+    .await;
+    // One per transition, not one per renewal.
+    assert_eq!(notes.len(), 3, "{notes:?}");
+    // What a person sees.
+    let out = tokio::process::Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(c.kubeconfig())
+        .args(["-n", &c.namespace, "describe", "configmap", &configmap])
+        .output()
+        .await
+        .expect("kubectl");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("LeaderElection"), "{text}");
+    assert!(
+        text.contains(&format!("{second_id} became leader")),
+        "{text}"
+    );
+    second.release(ReleaseReason::Shutdown).await;
+    c.cleanup().await;
+}
+
+async fn wait_for_async<T, F, Fut>(what: &str, timeout: Duration, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
