@@ -19,7 +19,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, ObjectReference};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Api;
 use kube::api::PostParams;
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::watcher;
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
@@ -499,6 +499,8 @@ pub struct LeadershipState {
     pub synced: bool,
     /// When this contender last lost a leadership it held (not counting releases).
     pub last_lost: Option<Instant>,
+    /// The lock watch's error while it keeps failing (`/readyz` says it).
+    pub watch_error: Option<String>,
 }
 
 /// How to contend for one component.
@@ -603,6 +605,7 @@ impl Elector {
             lease_expires_at: None,
             synced: false,
             last_lost: None,
+            watch_error: None,
         };
         let (state_tx, state) = watch::channel(initial);
         let (commands, command_rx) = mpsc::channel(4);
@@ -624,6 +627,7 @@ impl Elector {
             retry_at: None,
             seen_in_listing: false,
             last_lost: None,
+            watch_error: None,
             events: events_tx,
         };
         let task = tokio::spawn(task.run(command_rx));
@@ -772,6 +776,7 @@ struct ElectorTask {
     retry_at: Option<Instant>,
     seen_in_listing: bool,
     last_lost: Option<Instant>,
+    watch_error: Option<String>,
     /// To the events task: Events to record on the lock.
     events: mpsc::Sender<(ObjectReference, &'static str, String)>,
 }
@@ -788,12 +793,11 @@ impl ElectorTask {
     async fn run(mut self, mut commands: mpsc::Receiver<Command>) {
         let watch_config =
             watcher::Config::default().fields(&format!("metadata.name={}", self.name));
-        let backoff = WatchBackoff::new(self.config.timings.retry_period);
-        let mut events = watcher(self.api.clone(), watch_config)
-            .backoff(backoff)
-            .boxed();
+        let mut pacer = WatchPacer::new(self.config.timings.retry_period);
+        let mut events = watcher(self.api.clone(), watch_config).boxed();
         loop {
             let wake = self.next_wake();
+            let paused = pacer.paused_until();
             tokio::select! {
                 command = commands.recv() => {
                     let (reason, reply) = match command {
@@ -807,14 +811,27 @@ impl ElectorTask {
                     }
                     return;
                 }
-                event = events.next() => match event {
-                    Some(Ok(event)) => self.on_event(event).await,
-                    Some(Err(e)) => tracing::warn!(component = %self.config.component, error = %e, "lock watch failed; retrying"),
+                event = events.next(), if paused.is_none() => match event {
+                    Some(Ok(event)) => {
+                        if pacer.progressed(&event) {
+                            tracing::info!(component = %self.config.component, "lock watch works again");
+                            self.watch_error = None;
+                        }
+                        self.on_event(event).await
+                    }
+                    Some(Err(e)) => {
+                        if let Some(e) = pacer.failed(&e) {
+                            tracing::warn!(component = %self.config.component, error = %e, "lock watch failed; retrying with backoff (logged again when the error changes)");
+                            self.watch_error = Some(e);
+                            self.publish();
+                        }
+                    }
                     None => {
                         tracing::error!(component = %self.config.component, "lock watch ended");
                         return;
                     }
                 },
+                _ = sleep_until(paused), if paused.is_some() => pacer.resume(),
                 _ = sleep_until(wake) => self.on_timer().await,
             }
         }
@@ -1275,6 +1292,7 @@ impl ElectorTask {
                 lease_expires_at: st.observation.lease_expires_at(),
                 synced: self.synced,
                 last_lost: self.last_lost,
+                watch_error: self.watch_error.clone(),
             }
         };
         let component = self.config.component.to_string();
@@ -1303,8 +1321,17 @@ impl ElectorTask {
 pub(crate) struct WatchBackoff {
     next: Duration,
     min: Duration,
+    /// The bound while the failures are young: an outage, after which the watch should be
+    /// back soon.
     max: Duration,
+    /// Since when every attempt failed.
+    failing_since: Option<Instant>,
 }
+
+/// Failing this long without a success is no passing outage (a missing permission, a deleted
+/// namespace, a misconfigured client): the backoff may grow to [`PERSISTENT_MAX`].
+pub(crate) const PERSISTENT_AFTER: Duration = Duration::from_secs(30);
+pub(crate) const PERSISTENT_MAX: Duration = Duration::from_secs(30);
 
 impl WatchBackoff {
     pub(crate) fn new(retry_period: Duration) -> Self {
@@ -1313,7 +1340,21 @@ impl WatchBackoff {
             next: min,
             min,
             max: (retry_period * 2).max(min),
+            failing_since: None,
         }
+    }
+
+    /// The delay before the next attempt after a failure at `now` (before jitter).
+    fn delay_at(&mut self, now: Instant) -> Duration {
+        let since = *self.failing_since.get_or_insert(now);
+        let max = if now.saturating_duration_since(since) >= PERSISTENT_AFTER {
+            PERSISTENT_MAX.max(self.max)
+        } else {
+            self.max
+        };
+        let current = self.next.min(max);
+        self.next = (current * 2).min(max.max(current));
+        current
     }
 }
 
@@ -1321,8 +1362,7 @@ impl Iterator for WatchBackoff {
     type Item = Duration;
 
     fn next(&mut self) -> Option<Duration> {
-        let current = self.next;
-        self.next = (current * 2).min(self.max);
+        let current = self.delay_at(Instant::now());
         // Up to 25% jitter, so many watchers do not return in step.
         let jitter = current.as_micros() as u64 / 4;
         Some(current + Duration::from_micros(fastrand::u64(0..=jitter)))
@@ -1332,6 +1372,77 @@ impl Iterator for WatchBackoff {
 impl kube::runtime::utils::Backoff for WatchBackoff {
     fn reset(&mut self) {
         self.next = self.min;
+        self.failing_since = None;
+    }
+}
+
+/// Paces a kube watcher after errors. kube's own `backoff` combinator resets on every item,
+/// and the watcher yields `Init` before each relist, so a list that always fails would be
+/// retried at the shortest delay forever; here only real progress (objects, or the end of
+/// the initial list) resets the delay. The watcher is simply not polled while paused.
+pub(crate) struct WatchPacer {
+    backoff: WatchBackoff,
+    paused_until: Option<Instant>,
+    errors: RepeatedError,
+}
+
+impl WatchPacer {
+    pub(crate) fn new(retry_period: Duration) -> Self {
+        WatchPacer {
+            backoff: WatchBackoff::new(retry_period),
+            paused_until: None,
+            errors: RepeatedError::default(),
+        }
+    }
+
+    /// When to poll the watcher again, if it is paused.
+    pub(crate) fn paused_until(&self) -> Option<Instant> {
+        self.paused_until
+    }
+
+    pub(crate) fn resume(&mut self) {
+        self.paused_until = None;
+    }
+
+    /// An event arrived. True when it ends a run of errors (then log the recovery).
+    pub(crate) fn progressed<K>(&mut self, event: &watcher::Event<K>) -> bool {
+        if matches!(event, watcher::Event::Init) {
+            return false;
+        }
+        use kube::runtime::utils::Backoff;
+        self.backoff.reset();
+        self.errors.succeeded()
+    }
+
+    /// The watcher failed: pause it for the next delay. The error, when it is a new one
+    /// (then log it).
+    pub(crate) fn failed(&mut self, error: &watcher::Error) -> Option<String> {
+        let delay = self.backoff.next().unwrap_or(PERSISTENT_MAX);
+        self.paused_until = Some(Instant::now() + delay);
+        let e = error.to_string();
+        self.errors.failed(&e).then_some(e)
+    }
+}
+
+/// A repeating error, logged once per change rather than once per attempt.
+#[derive(Debug, Default)]
+pub(crate) struct RepeatedError {
+    last: Option<String>,
+}
+
+impl RepeatedError {
+    /// An attempt failed with `error`: true when it is new (then log it).
+    pub(crate) fn failed(&mut self, error: &str) -> bool {
+        if self.last.as_deref() == Some(error) {
+            return false;
+        }
+        self.last = Some(error.to_string());
+        true
+    }
+
+    /// An attempt succeeded: true when it had been failing (then log the recovery).
+    pub(crate) fn succeeded(&mut self) -> bool {
+        self.last.take().is_some()
     }
 }
 
@@ -1478,6 +1589,49 @@ mod tests {
         assert!(o.configmap().is_none());
         // After a deletion any version is taken (the recreated object starts anew).
         assert!(o.observe(cm(9, None, &[]), t0));
+    }
+
+    #[test]
+    fn watch_backoff_grows_to_30_s_only_for_errors_that_persist() {
+        use kube::runtime::utils::Backoff;
+        let t0 = Instant::now();
+        let mut b = WatchBackoff::new(Duration::from_millis(400));
+        // An outage: doubling up to twice the retry period, so the watch is back soon.
+        let mut at = t0;
+        let mut delays = Vec::new();
+        while at < t0 + PERSISTENT_AFTER {
+            let d = b.delay_at(at);
+            delays.push(d);
+            at += d;
+        }
+        assert_eq!(delays[0], Duration::from_millis(100));
+        assert!(
+            delays.iter().all(|d| *d <= Duration::from_millis(800)),
+            "{delays:?}"
+        );
+        // Still failing after 30 s: it keeps doubling, up to 30 s.
+        let mut later = Vec::new();
+        for _ in 0..10 {
+            let d = b.delay_at(at);
+            later.push(d);
+            at += d;
+        }
+        assert!(later.windows(2).all(|w| w[1] >= w[0]), "{later:?}");
+        assert_eq!(*later.last().unwrap(), PERSISTENT_MAX, "{later:?}");
+        // A success starts over.
+        b.reset();
+        assert_eq!(b.delay_at(at), Duration::from_millis(100));
+    }
+
+    #[test]
+    fn a_repeated_error_is_reported_once_per_change() {
+        let mut r = RepeatedError::default();
+        assert!(r.failed("403 Forbidden"));
+        assert!(!r.failed("403 Forbidden"));
+        assert!(r.failed("connection refused"));
+        assert!(r.succeeded());
+        assert!(!r.succeeded());
+        assert!(r.failed("connection refused"));
     }
 
     #[test]

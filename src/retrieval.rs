@@ -7,11 +7,11 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::Api;
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::watcher;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::election::{LeaderInfo, LockObservation, WatchBackoff};
+use crate::election::{LeaderInfo, LockObservation, WatchPacer};
 
 /// What a retriever knows.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -75,8 +75,8 @@ async fn follow(
     shared: Arc<Mutex<LockObservation>>,
 ) {
     let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
-    let backoff = WatchBackoff::new(Duration::from_secs(2));
-    let mut events = watcher(api, config).backoff(backoff).boxed();
+    let mut pacer = WatchPacer::new(Duration::from_secs(2));
+    let mut events = watcher(api, config).boxed();
     let mut observation = LockObservation::default();
     let mut synced = false;
     let mut seen = false;
@@ -91,9 +91,19 @@ async fn follow(
                 _ => std::future::pending().await,
             }
         };
+        let paused = pacer.paused_until();
+        let resume = async {
+            match paused {
+                Some(at) => tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
-            event = events.next() => match event {
+            event = events.next(), if paused.is_none() => match event {
                 Some(Ok(event)) => {
+                    if pacer.progressed(&event) {
+                        tracing::info!(configmap = %name, "leader watch works again");
+                    }
                     let now = Instant::now();
                     match event {
                         watcher::Event::Init => seen = false,
@@ -112,10 +122,15 @@ async fn follow(
                         }
                     }
                 }
-                Some(Err(e)) => tracing::debug!(configmap = %name, error = %e, "leader watch failed; retrying"),
+                Some(Err(e)) => {
+                    if let Some(e) = pacer.failed(&e) {
+                        tracing::warn!(configmap = %name, error = %e, "leader watch failed; retrying with backoff (logged again when the error changes)");
+                    }
+                }
                 None => return,
             },
             _ = sleep => {}
+            _ = resume => pacer.resume(),
         }
         *shared.lock().unwrap_or_else(|p| p.into_inner()) = observation.clone();
         let now = Instant::now();

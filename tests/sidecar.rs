@@ -1078,3 +1078,72 @@ async fn flink_conf_fills_in_and_secrets_stay_out_of_the_log() {
     );
     c.cleanup().await;
 }
+
+/// An error that repeats (here the API server refusing the sidecar's credentials, 401) is
+/// retried with a growing backoff and logged once, not once per attempt; `/readyz` says what
+/// is wrong.
+#[tokio::test]
+async fn a_persistent_api_error_is_logged_once_and_shown_by_readyz() {
+    let c = TestCluster::start_with(hakeeper::apiserver::DevServerConfig {
+        token: Some("the-right-token".into()),
+        ..Default::default()
+    })
+    .await;
+    // The same kubeconfig with a token the server does not know.
+    let text = std::fs::read_to_string(c.kubeconfig()).expect("kubeconfig");
+    let wrong: String = text
+        .lines()
+        .map(|l| match l.trim_start().strip_prefix("token:") {
+            Some(_) => format!(
+                "{}token: not-a-valid-token",
+                &l[..l.len() - l.trim_start().len()]
+            ),
+            None => l.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert_ne!(wrong, text, "the kubeconfig has a token to replace");
+    let kubeconfig = c.path("wrong.kubeconfig");
+    std::fs::write(&kubeconfig, wrong).unwrap();
+    let stderr = c.path("sidecar-401.stderr");
+    let flags = [
+        "--cluster-id",
+        CLUSTER_ID,
+        "--namespace",
+        &c.namespace,
+        "--listen",
+        "127.0.0.1:0",
+        "--contend",
+        "dispatcher",
+        "--address",
+        "jm:1",
+        "--liveness",
+        "none",
+    ];
+    let args: Vec<&std::ffi::OsStr> = flags
+        .iter()
+        .map(std::ffi::OsStr::new)
+        .chain(["--kubeconfig".as_ref(), kubeconfig.as_os_str()])
+        .chain(TIMINGS.iter().map(std::ffi::OsStr::new))
+        .collect();
+    let (mut child, line) = spawn_sidecar(&args, &stderr).await;
+    let base = line
+        .strip_prefix("hakeeper sidecar: local API on ")
+        .expect("announced")
+        .to_string();
+    // Long enough for dozens of attempts at the first backoff (100 ms).
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let http = http_client();
+    let (status, body) = send(http.get(format!("{base}/readyz"))).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["error"], "NotReady", "{body}");
+    let message = body["message"].as_str().unwrap_or_default();
+    assert!(message.contains("dispatcher: "), "{body}");
+    assert!(message.contains("401"), "{body}");
+    let _ = child.start_kill();
+    let _ = child.wait().await;
+    let log = std::fs::read_to_string(&stderr).unwrap_or_default();
+    let warnings = log.matches("lock watch failed").count();
+    assert_eq!(warnings, 1, "logged once per change of error:\n{log}");
+    c.cleanup().await;
+}

@@ -661,11 +661,25 @@ impl Sidecar {
             .map(|c| c.elector.fence().clone())
     }
 
-    /// Ready once every contender's watch has delivered its initial list.
-    pub fn ready(&self) -> bool {
-        self.contenders()
-            .values()
-            .all(|c| c.elector.state().borrow().synced)
+    /// Ready once every contender's watch has delivered its initial list; else why not.
+    pub fn ready(&self) -> Result<(), String> {
+        let waiting: Vec<String> = self
+            .contenders()
+            .iter()
+            .filter_map(|(component, c)| {
+                let state = c.elector.state();
+                let s = state.borrow();
+                (!s.synced).then(|| match &s.watch_error {
+                    Some(e) => format!("{component}: {e}"),
+                    None => format!("{component}: no answer yet"),
+                })
+            })
+            .collect();
+        if waiting.is_empty() {
+            Ok(())
+        } else {
+            Err(waiting.join("; "))
+        }
     }
 
     /// Stop accepting contenders and release every lease (concurrently).
@@ -994,14 +1008,13 @@ async fn readyz(
             .into_response()
         };
     }
-    if sidecar.ready() {
-        "ok".into_response()
-    } else {
-        ApiError::new(
+    match sidecar.ready() {
+        Ok(()) => "ok".into_response(),
+        Err(why) => ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "NotReady",
-            "lock watches have not synced yet",
+            format!("lock watches have not synced yet: {why}"),
         )
-        .into_response()
+        .into_response(),
     }
 }
