@@ -582,6 +582,7 @@ impl Elector {
         observed: LockObservation,
     ) -> Elector {
         let client_for_events = client.clone();
+        let config_retry_period = config.timings.retry_period;
         let api: Api<ConfigMap> = Api::namespaced(client, namespace);
         let name = config.component.configmap_name(&config.cluster_id);
         let shared = Arc::new(Mutex::new(LockState {
@@ -628,6 +629,7 @@ impl Elector {
             seen_in_listing: false,
             last_lost: None,
             watch_error: None,
+            deletions: DeletionBackoff::new(config_retry_period),
             events: events_tx,
         };
         let task = tokio::spawn(task.run(command_rx));
@@ -777,6 +779,8 @@ struct ElectorTask {
     seen_in_listing: bool,
     last_lost: Option<Instant>,
     watch_error: Option<String>,
+    /// Deletions of the lock: how long to wait before recreating it.
+    deletions: DeletionBackoff,
     /// To the events task: Events to record on the lock.
     events: mpsc::Sender<(ObjectReference, &'static str, String)>,
 }
@@ -878,17 +882,18 @@ impl ElectorTask {
                     .observation
                     .observe_deleted(cm.metadata.uid.as_deref(), now);
                 if deleted {
-                    self.on_deleted();
+                    self.on_deleted(Some(&cm));
                 }
             }
             watcher::Event::InitDone => {
-                if !self.seen_in_listing && self.lock().observation.configmap().is_some() {
-                    // Gone while the watch was down: the relist does not list it.
-                    self.lock().observation.observe_deleted(None, now);
-                    self.on_deleted();
-                }
                 self.synced = true;
                 self.retry_at = None;
+                let gone = self.lock().observation.configmap().cloned();
+                if let Some(gone) = gone.filter(|_| !self.seen_in_listing) {
+                    // Gone while the watch was down: the relist does not list it.
+                    self.lock().observation.observe_deleted(None, now);
+                    self.on_deleted(Some(&gone));
+                }
             }
         }
         self.publish();
@@ -907,12 +912,28 @@ impl ElectorTask {
         }
     }
 
-    fn on_deleted(&mut self) {
-        if self.lock().grant.is_some() {
-            tracing::warn!(component = %self.config.component, configmap = %self.name, "lock ConfigMap deleted while leading; leadership revoked, contending again");
-            self.lose("lock deleted");
+    /// The lock ConfigMap is gone. Whoever deleted it may do so again (the garbage collector
+    /// does, for as long as an owner is missing), so it is recreated only after a backoff that
+    /// grows with each deletion; and what was lost with it is said, loudly.
+    fn on_deleted(&mut self, gone: Option<&ConfigMap>) {
+        let now = Instant::now();
+        let was_leader = self.lock().grant.is_some();
+        let who = gone
+            .map(deleted_by)
+            .unwrap_or_else(|| "deleted while the watch was down".into());
+        let lost = gone.map(ha_state_in).unwrap_or_default();
+        crate::metrics::count_lock_deletion(&self.config.component.to_string(), !lost.is_empty());
+        if !lost.is_empty() {
+            tracing::error!(component = %self.config.component, configmap = %self.name, lost = %lost, cause = %who, "HA state lost: the ConfigMap that held it was deleted; recreating the lock does not bring it back (restore the job from a savepoint or retained checkpoint)");
         }
-        self.retry_at = None;
+        let delay = self.deletions.delay_after(now);
+        if was_leader {
+            tracing::error!(component = %self.config.component, configmap = %self.name, cause = %who, recreate_in = ?delay, "lock ConfigMap deleted while leading; leadership revoked");
+            self.lose("lock deleted");
+        } else {
+            tracing::warn!(component = %self.config.component, configmap = %self.name, cause = %who, recreate_in = ?delay, "lock ConfigMap deleted");
+        }
+        self.retry_at = Some(now + delay);
     }
 
     /// Leadership taken away (not given up): counted and reported as `lost`, and recorded as
@@ -1173,10 +1194,11 @@ impl ElectorTask {
                     match self.refresh(self.call_timeout()).await {
                         Refreshed::Found => {}
                         Refreshed::Gone => {
+                            let gone = self.lock().observation.configmap().cloned();
                             self.lock()
                                 .observation
                                 .observe_deleted(None, Instant::now());
-                            self.on_deleted();
+                            self.on_deleted(gone.as_ref());
                             return;
                         }
                         Refreshed::Unknown => {
@@ -1186,10 +1208,11 @@ impl ElectorTask {
                     }
                 }
                 Ok(Err(kube::Error::Api(s))) if s.code == 404 => {
+                    let gone = self.lock().observation.configmap().cloned();
                     self.lock()
                         .observation
                         .observe_deleted(None, Instant::now());
-                    self.on_deleted();
+                    self.on_deleted(gone.as_ref());
                     return;
                 }
                 Ok(Err(e)) => {
@@ -1424,6 +1447,93 @@ impl WatchPacer {
     }
 }
 
+/// How long to wait before recreating a deleted lock: the retry period after a first
+/// deletion, doubling with each deletion that follows within a minute of the last, up to
+/// [`PERSISTENT_MAX`], with jitter.
+#[derive(Debug)]
+pub(crate) struct DeletionBackoff {
+    base: Duration,
+    next: Duration,
+    last: Option<Instant>,
+}
+
+impl DeletionBackoff {
+    pub(crate) fn new(base: Duration) -> Self {
+        DeletionBackoff {
+            base,
+            next: base,
+            last: None,
+        }
+    }
+
+    /// The delay before recreating after a deletion at `now` (before jitter is added by
+    /// the caller's clock; here the bounded value).
+    pub(crate) fn delay_after(&mut self, now: Instant) -> Duration {
+        if self
+            .last
+            .is_none_or(|l| now.saturating_duration_since(l) > Duration::from_secs(60))
+        {
+            self.next = self.base;
+        }
+        self.last = Some(now);
+        let current = self.next;
+        self.next = (current * 2).min(PERSISTENT_MAX.max(self.base));
+        let jitter = current.as_micros() as u64 / 4;
+        current + Duration::from_micros(fastrand::u64(0..=jitter))
+    }
+}
+
+/// Who deleted a ConfigMap, as far as its last state tells.
+fn deleted_by(cm: &ConfigMap) -> String {
+    let owners: Vec<String> = cm
+        .metadata
+        .owner_references
+        .iter()
+        .flatten()
+        .map(|o| format!("{}/{} (uid {})", o.kind, o.name, o.uid))
+        .collect();
+    let when = cm
+        .metadata
+        .deletion_timestamp
+        .as_ref()
+        .map(|t| format!(" at {}", t.0))
+        .unwrap_or_default();
+    if owners.is_empty() {
+        format!("deleted{when} by a client (kubectl delete, an operator, a script)")
+    } else {
+        format!(
+            "deleted{when}; it has owner references ({}): the garbage collector deletes it when an owner is gone",
+            owners.join(", ")
+        )
+    }
+}
+
+/// The HA state a ConfigMap held, in words ("2 job graphs, 3 checkpoints, a counter"), or
+/// empty if none.
+pub fn ha_state_in(cm: &ConfigMap) -> String {
+    let keys: Vec<&String> = cm.data.iter().flat_map(|d| d.keys()).collect();
+    let count = |prefix: &str| keys.iter().filter(|k| k.starts_with(prefix)).count();
+    let mut parts = Vec::new();
+    for (n, what) in [
+        (count("jobGraph-"), "job graph"),
+        (count("checkpointID-"), "checkpoint"),
+        (count("runningJobsRegistry-"), "job status"),
+    ] {
+        match n {
+            0 => {}
+            1 => parts.push(format!("1 {what}")),
+            n => parts.push(format!(
+                "{n} {what}{}",
+                if what.ends_with('s') { "es" } else { "s" }
+            )),
+        }
+    }
+    if keys.iter().any(|k| k.as_str() == "counter") {
+        parts.push("a checkpoint counter".into());
+    }
+    parts.join(", ")
+}
+
 /// A repeating error, logged once per change rather than once per attempt.
 #[derive(Debug, Default)]
 pub(crate) struct RepeatedError {
@@ -1621,6 +1731,50 @@ mod tests {
         // A success starts over.
         b.reset();
         assert_eq!(b.delay_at(at), Duration::from_millis(100));
+    }
+
+    #[test]
+    fn deletions_back_off_and_start_over_after_a_quiet_minute() {
+        let t0 = Instant::now();
+        let mut d = DeletionBackoff::new(Duration::from_millis(500));
+        let within = |got: Duration, base: u64| {
+            got >= Duration::from_millis(base) && got <= Duration::from_millis(base + base / 4)
+        };
+        assert!(within(d.delay_after(t0), 500));
+        assert!(within(d.delay_after(t0 + Duration::from_secs(1)), 1000));
+        assert!(within(d.delay_after(t0 + Duration::from_secs(2)), 2000));
+        let mut at = t0 + Duration::from_secs(3);
+        let mut last = Duration::ZERO;
+        for _ in 0..10 {
+            last = d.delay_after(at);
+            at += Duration::from_secs(1);
+        }
+        assert!(within(last, 30_000), "{last:?}");
+        // A minute without deletions: back to the first delay.
+        assert!(within(d.delay_after(at + Duration::from_secs(61)), 500));
+    }
+
+    #[test]
+    fn what_a_deleted_configmap_held_and_who_deleted_it() {
+        let mut cm: ConfigMap = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "c-dispatcher-leader", "deletionTimestamp": "2026-01-01T00:00:00Z",
+                "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": "flink", "uid": "u1"}]},
+            "data": {"jobGraph-a": "x", "jobGraph-b": "x", "runningJobsRegistry-a": "RUNNING",
+                "checkpointID-0000000000000000001": "x", "counter": "2", "address": "a"}
+        }))
+        .unwrap();
+        assert_eq!(
+            ha_state_in(&cm),
+            "2 job graphs, 1 checkpoint, 1 job status, a checkpoint counter"
+        );
+        let who = deleted_by(&cm);
+        assert!(who.contains("Deployment/flink (uid u1)"), "{who}");
+        assert!(who.contains("garbage collector"), "{who}");
+        assert!(who.contains("2026-01-01"), "{who}");
+        cm.metadata.owner_references = None;
+        cm.data = None;
+        assert_eq!(ha_state_in(&cm), "");
+        assert!(deleted_by(&cm).contains("by a client"));
     }
 
     #[test]

@@ -15,6 +15,7 @@ pub mod kubeconn;
 pub mod layout;
 pub mod lease;
 pub mod metrics;
+pub mod owner;
 pub mod retrieval;
 pub mod sidecar;
 pub mod storage;

@@ -10,8 +10,9 @@ use clap::{Args, Parser, Subcommand};
 use hakeeper::apiserver::{DevServer, DevServerConfig};
 use hakeeper::duration::parse_duration;
 use hakeeper::kubeconn::KubeArgs;
-use hakeeper::layout::{ClusterId, Component, OwnerRef};
+use hakeeper::layout::{ClusterId, Component};
 use hakeeper::lease::Timings;
+use hakeeper::owner::OwnerSpec;
 use hakeeper::sidecar::listen::{Listen, check_exposure, parse_token};
 use hakeeper::sidecar::liveness::{Liveness, Probe};
 use hakeeper::sidecar::serve;
@@ -241,10 +242,11 @@ struct SidecarArgs {
     timings: TimingArgs,
     #[command(flatten)]
     storage: StorageArgs,
-    /// Owner reference for created HA ConfigMaps, `<apiVersion>/<kind>/<name>/<uid>`
-    /// [default: none, so HA state survives deleting the Deployment]
+    /// Owner of created HA ConfigMaps: `Kind/name` (e.g. `Deployment/my-flink`),
+    /// `apiVersion/Kind/name`, or `apiVersion/Kind/name/uid`; it must exist (and its uid
+    /// match) at start [default: none, so HA state survives deleting the Deployment]
     #[arg(long, env = "HAKEEPER_OWNER_REFERENCE")]
-    owner_reference: Option<OwnerRef>,
+    owner_reference: Option<OwnerSpec>,
     #[command(flatten)]
     kube: KubeArgs,
 }
@@ -792,6 +794,14 @@ async fn sidecar(args: SidecarArgs) -> anyhow::Result<()> {
         .context("--cluster-id is required (as a flag, HAKEEPER_CLUSTER_ID, or kubernetes.cluster-id in --flink-conf)")?;
     tracing::info!(config = %args.describe(&namespace), "effective configuration");
     let stores = args.storage.settings(&cluster_id).await?;
+    let owner = match &args.owner_reference {
+        Some(spec) => {
+            let owner = hakeeper::owner::resolve(&client, &namespace, spec).await?;
+            tracing::info!(kind = %owner.kind, name = %owner.name, uid = %owner.uid, "HA ConfigMaps are owned by it");
+            Some(owner)
+        }
+        None => None,
+    };
     let sidecar = Sidecar::new(SidecarConfig {
         client_timeout,
         stores,
@@ -800,7 +810,7 @@ async fn sidecar(args: SidecarArgs) -> anyhow::Result<()> {
         cluster_id: cluster_id.clone(),
         identity: identity.clone(),
         timings,
-        owner: args.owner_reference,
+        owner,
     });
     let app = hakeeper::sidecar::router_with_token(sidecar.clone(), token);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);

@@ -58,6 +58,8 @@ pub struct Metrics {
     pub payload_bytes_written: Counter,
     pub storage_errors: Family<KindLabel, Counter>,
     pub releases: Family<ReasonLabel, Counter>,
+    pub lock_deletions: Family<ComponentLabel, Counter>,
+    pub ha_state_lost: Counter,
     pub clients: Gauge,
     registry: Registry,
 }
@@ -76,6 +78,8 @@ impl Metrics {
             payload_bytes_written: Counter::default(),
             storage_errors: Family::default(),
             releases: Family::default(),
+            lock_deletions: Family::default(),
+            ha_state_lost: Counter::default(),
             clients: Gauge::default(),
             registry: Registry::default(),
         };
@@ -124,6 +128,16 @@ impl Metrics {
             "leadership_releases",
             "Leaderships this process gave up or lost, by reason: client_gone, client_timeout, liveness_failed, api_delete, shutdown, lost",
             m.releases.clone(),
+        );
+        registry.register(
+            "lock_deletions",
+            "Lock ConfigMaps seen deleted, by component (each is recreated after a growing backoff)",
+            m.lock_deletions.clone(),
+        );
+        registry.register(
+            "ha_state_lost",
+            "Deleted lock ConfigMaps that held HA state (job graphs, checkpoints, job status, the counter)",
+            m.ha_state_lost.clone(),
         );
         registry.register(
             "clients",
@@ -256,6 +270,19 @@ pub fn count_release(reason: crate::election::ReleaseReason) {
             reason: reason.as_str().to_string(),
         })
         .inc();
+}
+
+/// A lock ConfigMap was seen deleted; `held_state`: with HA state in it.
+pub fn count_lock_deletion(component: &str, held_state: bool) {
+    let m = get();
+    m.lock_deletions
+        .get_or_create(&ComponentLabel {
+            component: component.to_string(),
+        })
+        .inc();
+    if held_state {
+        m.ha_state_lost.inc();
+    }
 }
 
 pub fn set_clients(n: usize) {

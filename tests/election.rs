@@ -350,6 +350,22 @@ async fn retrievers_agree_on_changes() {
 async fn owner_reference_only_when_asked() {
     let c = TestCluster::start().await;
     let component = Component::Dispatcher;
+    // A real owner (a ConfigMap, which every server serves): on a real cluster the garbage
+    // collector deletes dependents of owners that do not exist.
+    let owner_cm = c
+        .api::<ConfigMap>()
+        .create(
+            &Default::default(),
+            &common::configmap(json!({"metadata": {"name": "the-owner"}})),
+        )
+        .await
+        .unwrap();
+    let spec: hakeeper::owner::OwnerSpec = "ConfigMap/the-owner".parse().unwrap();
+    let owner = hakeeper::owner::resolve(&c.client, &c.namespace, &spec)
+        .await
+        .expect("the owner resolves");
+    assert_eq!(Some(&owner.uid), owner_cm.metadata.uid.as_ref());
+    assert_eq!(owner.api_version, "v1");
     let elector = Elector::spawn(
         c.fresh_client().await,
         &c.namespace,
@@ -359,11 +375,7 @@ async fn owner_reference_only_when_asked() {
             identity: "owner-test".into(),
             address: "jm:1".into(),
             timings: TIMINGS,
-            owner: Some(
-                "apps/v1/Deployment/flink/0d6c7a52-2f5e-4f7e-9b8e-1b5f4f3c2a10"
-                    .parse()
-                    .unwrap(),
-            ),
+            owner: Some(owner.clone()),
         },
     );
     let electors = vec![Some(elector)];
@@ -376,10 +388,37 @@ async fn owner_reference_only_when_asked() {
     let owners = cm.metadata.owner_references.unwrap();
     assert_eq!(owners.len(), 1);
     assert_eq!(
-        (owners[0].kind.as_str(), owners[0].name.as_str()),
-        ("Deployment", "flink")
+        (
+            owners[0].api_version.as_str(),
+            owners[0].kind.as_str(),
+            owners[0].name.as_str(),
+            owners[0].uid.as_str()
+        ),
+        ("v1", "ConfigMap", "the-owner", owner.uid.as_str())
     );
-    assert_eq!(owners[0].api_version, "apps/v1");
+    // The leader keeps its lock: the garbage collector (on a real cluster) leaves the
+    // dependents of a live owner alone.
+    tokio::time::sleep(TIMINGS.lease_duration).await;
+    assert!(electors[0].as_ref().unwrap().state().borrow().is_leader);
+    // A missing owner, or a recreated one (another uid), is refused before anything exists.
+    for (bad, says) in [
+        (
+            "ConfigMap/no-such-owner",
+            "no ConfigMap \"no-such-owner\" exists",
+        ),
+        (
+            "v1/ConfigMap/the-owner/0d6c7a52-2f5e-4f7e-9b8e-1b5f4f3c2a10",
+            "has uid",
+        ),
+        ("NoSuchKind/x", "serves no kind NoSuchKind"),
+    ] {
+        let spec: hakeeper::owner::OwnerSpec = bad.parse().unwrap();
+        let e = hakeeper::owner::resolve(&c.client, &c.namespace, &spec)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(says), "{bad}: {e}");
+    }
     for e in electors.into_iter().flatten() {
         e.release(ReleaseReason::Shutdown).await;
     }

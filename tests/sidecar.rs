@@ -1147,3 +1147,120 @@ async fn a_persistent_api_error_is_logged_once_and_shown_by_readyz() {
     assert_eq!(warnings, 1, "logged once per change of error:\n{log}");
     c.cleanup().await;
 }
+
+/// An owner reference to an owner that does not exist would have the garbage collector delete
+/// every HA ConfigMap as soon as it is created: the sidecar refuses to start, and creates
+/// nothing.
+#[tokio::test]
+async fn an_owner_that_does_not_exist_is_refused_at_start() {
+    let c = TestCluster::start().await;
+    let output = hakeeper()
+        .arg("sidecar")
+        .args(["--cluster-id", CLUSTER_ID, "--namespace", &c.namespace])
+        .args(["--listen", "127.0.0.1:0"])
+        .arg("--kubeconfig")
+        .arg(c.kubeconfig())
+        .args([
+            "--contend",
+            "dispatcher",
+            "--address",
+            "jm:1",
+            "--liveness",
+            "none",
+        ])
+        .args(["--owner-reference", "ConfigMap/no-such-owner"])
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(Duration::from_secs(10), output)
+        .await
+        .expect("exits")
+        .expect("runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("no ConfigMap \"no-such-owner\" exists"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("garbage collector"), "{stderr}");
+    let lock = c
+        .api::<ConfigMap>()
+        .get_opt(DISPATCHER_CM)
+        .await
+        .expect("get");
+    assert!(lock.is_none(), "nothing was created");
+    c.cleanup().await;
+}
+
+/// A lock ConfigMap deleted again and again (as the garbage collector does while an owner is
+/// missing) is recreated after a growing backoff, not at once in a loop; the HA state it held
+/// is reported lost, in the log and the metrics, not silently recreated empty.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lock_deleted_again_and_again_is_recreated_with_backoff_and_lost_state_is_reported() {
+    let c = TestCluster::start().await;
+    let s = SidecarProcess::start(
+        &c,
+        CLUSTER_ID,
+        "deleted",
+        &[
+            "--contend",
+            "dispatcher",
+            "--address",
+            "jm:1",
+            "--liveness",
+            "none",
+        ],
+    )
+    .await;
+    let http = http_client();
+    eventually("leading", Duration::from_secs(10), || async {
+        let v = s.state(&http, "dispatcher").await;
+        if v["isLeader"] == true {
+            Ok(())
+        } else {
+            Err(v.to_string())
+        }
+    })
+    .await;
+    // HA state in the lock's ConfigMap, as the dispatcher keeps its job graphs there.
+    let api = c.api::<ConfigMap>();
+    api.patch(
+        DISPATCHER_CM,
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Merge(
+            json!({"data": {"jobGraph-0123456789abcdef0123456789abcdef": "x"}}),
+        ),
+    )
+    .await
+    .expect("patch");
+    // Delete it whenever it exists, for six seconds.
+    let mut deletions = 0;
+    let until = Instant::now() + Duration::from_secs(6);
+    while Instant::now() < until {
+        if api.delete(DISPATCHER_CM, &Default::default()).await.is_ok() {
+            deletions += 1;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Retry period 0.4 s, doubling: recreated after about 0.4, 0.8, 1.6 and 3.2 s, so five
+    // deletions at the most; recreating at once would give hundreds.
+    assert!((2..=6).contains(&deletions), "{deletions} deletions in 6 s");
+    let lost = s.metric(&http, "hakeeper_ha_state_lost_total").await;
+    assert_eq!(lost, 1.0, "one deletion took HA state with it");
+    let counted = s
+        .metric(
+            &http,
+            "hakeeper_lock_deletions_total{component=\"dispatcher\"}",
+        )
+        .await;
+    assert!(
+        counted >= deletions as f64 - 1.0,
+        "{counted} counted, {deletions} deleted"
+    );
+    let log = s.stderr_log();
+    assert!(log.contains("HA state lost"), "{log}");
+    assert!(log.contains("1 job graph"), "{log}");
+    assert!(log.contains("deleted by a client"), "{log}");
+    drop(s);
+    c.cleanup().await;
+}
