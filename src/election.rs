@@ -630,6 +630,7 @@ impl Elector {
             last_lost: None,
             watch_error: None,
             deletions: DeletionBackoff::new(config_retry_period),
+            write_errors: RepeatedError::default(),
             events: events_tx,
         };
         let task = tokio::spawn(task.run(command_rx));
@@ -781,6 +782,8 @@ struct ElectorTask {
     watch_error: Option<String>,
     /// Deletions of the lock: how long to wait before recreating it.
     deletions: DeletionBackoff,
+    /// Failing lock writes, logged once per change.
+    write_errors: RepeatedError,
     /// To the events task: Events to record on the lock.
     events: mpsc::Sender<(ObjectReference, &'static str, String)>,
 }
@@ -934,6 +937,14 @@ impl ElectorTask {
             tracing::warn!(component = %self.config.component, configmap = %self.name, cause = %who, recreate_in = ?delay, "lock ConfigMap deleted");
         }
         self.retry_at = Some(now + delay);
+    }
+
+    /// A lock write (acquire, renew) failed: logged when the error is new, not per attempt
+    /// (the attempts are paced by the retry period and the grant).
+    fn write_failed(&mut self, error: String) {
+        if self.write_errors.failed(&error) {
+            tracing::warn!(component = %self.config.component, error = %error, "lock write failed; retrying (logged again when the error changes)");
+        }
     }
 
     /// Leadership taken away (not given up): counted and reported as `lost`, and recorded as
@@ -1100,11 +1111,11 @@ impl ElectorTask {
                 self.refresh(self.call_timeout()).await;
             }
             Ok(Err(e)) => {
-                tracing::warn!(component = %self.config.component, error = %e, "acquire failed");
+                self.write_failed(format!("acquire failed: {e}"));
                 self.retry_at = Some(Instant::now() + self.config.timings.retry_period);
             }
             Err(_) => {
-                tracing::warn!(component = %self.config.component, "acquire timed out");
+                self.write_failed("acquire timed out".into());
                 self.retry_at = Some(Instant::now() + self.config.timings.retry_period);
             }
         }
@@ -1175,7 +1186,11 @@ impl ElectorTask {
             match &result {
                 Ok(Err(e)) => crate::metrics::api_error(e),
                 Err(_) => crate::metrics::api_error_kind("timeout"),
-                Ok(Ok(_)) => {}
+                Ok(Ok(_)) => {
+                    if self.write_errors.succeeded() {
+                        tracing::info!(component = %self.config.component, "lock writes work again");
+                    }
+                }
             }
             match result {
                 Ok(Ok(written)) => {
@@ -1216,12 +1231,12 @@ impl ElectorTask {
                     return;
                 }
                 Ok(Err(e)) => {
-                    tracing::warn!(component = %self.config.component, error = %e, "renew failed");
+                    self.write_failed(format!("renew failed: {e}"));
                     self.next_renew = Some(Instant::now() + t.retry_period / 4);
                     return;
                 }
                 Err(_) => {
-                    tracing::warn!(component = %self.config.component, "renew timed out");
+                    self.write_failed("renew timed out".into());
                     self.next_renew = Some(Instant::now() + t.retry_period / 4);
                     return;
                 }

@@ -3,6 +3,7 @@
 //! The crate is a library with a thin binary on top (`src/main.rs`). Module map:
 //! see `docs/ARCHITECTURE.md`.
 
+pub mod access;
 pub mod apiserver;
 pub mod bench;
 pub mod demo;

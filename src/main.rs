@@ -793,6 +793,14 @@ async fn sidecar(args: SidecarArgs) -> anyhow::Result<()> {
         .clone()
         .context("--cluster-id is required (as a flag, HAKEEPER_CLUSTER_ID, or kubernetes.cluster-id in --flink-conf)")?;
     tracing::info!(config = %args.describe(&namespace), "effective configuration");
+    // Every permission it will use, asked for before anything is created.
+    hakeeper::access::require(
+        &client,
+        &namespace,
+        &hakeeper::access::SIDECAR,
+        "hakeeper-sidecar",
+    )
+    .await?;
     let stores = args.storage.settings(&cluster_id).await?;
     let owner = match &args.owner_reference {
         Some(spec) => {
@@ -924,6 +932,7 @@ async fn dev(args: DevArgs) -> anyhow::Result<()> {
         history_limit: args.history,
         bookmark_interval: args.bookmark_interval,
         namespace: args.namespace,
+        restricted: Vec::new(),
     })
     .await?;
     let (kubeconfig, temporary) = match (&args.kubeconfig_out, &args.data_dir) {

@@ -1079,72 +1079,76 @@ async fn flink_conf_fills_in_and_secrets_stay_out_of_the_log() {
     c.cleanup().await;
 }
 
-/// An error that repeats (here the API server refusing the sidecar's credentials, 401) is
+/// An error that repeats (here the API server cut off after the sidecar started) is
 /// retried with a growing backoff and logged once, not once per attempt; `/readyz` says what
-/// is wrong.
+/// is wrong, and is ready again once the API server answers.
 #[tokio::test]
 async fn a_persistent_api_error_is_logged_once_and_shown_by_readyz() {
-    let c = TestCluster::start_with(hakeeper::apiserver::DevServerConfig {
-        token: Some("the-right-token".into()),
-        ..Default::default()
+    let c = TestCluster::start().await;
+    let Some(server) = c.embedded("cutting the API server off") else {
+        c.cleanup().await;
+        return;
+    };
+    let s = SidecarProcess::start(
+        &c,
+        CLUSTER_ID,
+        "errors",
+        &[
+            "--contend",
+            "dispatcher",
+            "--address",
+            "jm:1",
+            "--liveness",
+            "none",
+        ],
+    )
+    .await;
+    let http = http_client();
+    eventually("leading", ELECTION, || async {
+        let v = s.state(&http, "dispatcher").await;
+        if v["isLeader"] == true {
+            Ok(())
+        } else {
+            Err(v.to_string())
+        }
     })
     .await;
-    // The same kubeconfig with a token the server does not know.
-    let text = std::fs::read_to_string(c.kubeconfig()).expect("kubeconfig");
-    let wrong: String = text
-        .lines()
-        .map(|l| match l.trim_start().strip_prefix("token:") {
-            Some(_) => format!(
-                "{}token: not-a-valid-token",
-                &l[..l.len() - l.trim_start().len()]
-            ),
-            None => l.to_string(),
-        })
-        .collect::<Vec<_>>()
-        .join("\n");
-    assert_ne!(wrong, text, "the kubeconfig has a token to replace");
-    let kubeconfig = c.path("wrong.kubeconfig");
-    std::fs::write(&kubeconfig, wrong).unwrap();
-    let stderr = c.path("sidecar-401.stderr");
-    let flags = [
-        "--cluster-id",
-        CLUSTER_ID,
-        "--namespace",
-        &c.namespace,
-        "--listen",
-        "127.0.0.1:0",
-        "--contend",
-        "dispatcher",
-        "--address",
-        "jm:1",
-        "--liveness",
-        "none",
-    ];
-    let args: Vec<&std::ffi::OsStr> = flags
-        .iter()
-        .map(std::ffi::OsStr::new)
-        .chain(["--kubeconfig".as_ref(), kubeconfig.as_os_str()])
-        .chain(TIMINGS.iter().map(std::ffi::OsStr::new))
-        .collect();
-    let (mut child, line) = spawn_sidecar(&args, &stderr).await;
-    let base = line
-        .strip_prefix("hakeeper sidecar: local API on ")
-        .expect("announced")
-        .to_string();
+    // The API server cut off: open connections dropped, new ones refused.
+    server.faults().partition(Duration::from_secs(30));
     // Long enough for dozens of attempts at the first backoff (100 ms).
     tokio::time::sleep(Duration::from_secs(4)).await;
-    let http = http_client();
-    let (status, body) = send(http.get(format!("{base}/readyz"))).await;
-    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    let (status, body) = send(http.get(s.url("/readyz"))).await;
+    assert_eq!(
+        status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{body}\n{}",
+        s.stderr_log()
+    );
     assert_eq!(body["error"], "NotReady", "{body}");
     let message = body["message"].as_str().unwrap_or_default();
     assert!(message.contains("dispatcher: "), "{body}");
-    assert!(message.contains("401"), "{body}");
-    let _ = child.start_kill();
-    let _ = child.wait().await;
-    let log = std::fs::read_to_string(&stderr).unwrap_or_default();
-    let warnings = log.matches("lock watch failed").count();
-    assert_eq!(warnings, 1, "logged once per change of error:\n{log}");
+    assert!(message.contains("error"), "{body}");
+    let log = s.stderr_log();
+    assert_eq!(
+        log.matches("lock watch failed").count(),
+        1,
+        "once per change of error:\n{log}"
+    );
+    // Renewals fail, then acquisitions: each kind of error once, not once per attempt.
+    let writes = log.matches("lock write failed").count();
+    assert!((1..=3).contains(&writes), "{writes} lines:\n{log}");
+    server.faults().heal();
+    eventually("ready again", Duration::from_secs(10), || async {
+        let (status, body) = send(http.get(s.url("/readyz"))).await;
+        if status == StatusCode::OK {
+            Ok(())
+        } else {
+            Err(body.to_string())
+        }
+    })
+    .await;
+    assert!(s.stderr_log().contains("lock watch works again"));
+    drop(s);
     c.cleanup().await;
 }
 
@@ -1262,5 +1266,128 @@ async fn a_lock_deleted_again_and_again_is_recreated_with_backoff_and_lost_state
     assert!(log.contains("1 job graph"), "{log}");
     assert!(log.contains("deleted by a client"), "{log}");
     drop(s);
+    c.cleanup().await;
+}
+
+/// The sidecar asks the API server (SelfSubjectAccessReview) for every permission it will use
+/// and refuses to start without one, naming each missing one and a Role that grants them;
+/// with exactly the sidecar's permissions it starts and leads (so it uses no other).
+#[tokio::test]
+async fn missing_permissions_are_refused_at_start_and_the_sidecars_own_suffice() {
+    let c = TestCluster::start_with(hakeeper::apiserver::DevServerConfig {
+        token: Some("admin-token".into()),
+        restricted: common::restricted_users(),
+        ..Default::default()
+    })
+    .await;
+    let (Some(reader), Some(sidecar)) = (
+        c.restricted_kubeconfig("reader"),
+        c.restricted_kubeconfig("sidecar"),
+    ) else {
+        c.cleanup().await;
+        return;
+    };
+    let output = hakeeper()
+        .arg("sidecar")
+        .args(["--cluster-id", CLUSTER_ID, "--namespace", &c.namespace])
+        .args(["--listen", "127.0.0.1:0"])
+        .arg("--kubeconfig")
+        .arg(&reader)
+        .args([
+            "--contend",
+            "dispatcher",
+            "--address",
+            "jm:1",
+            "--liveness",
+            "none",
+        ])
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(Duration::from_secs(10), output)
+        .await
+        .expect("exits")
+        .expect("runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    for says in [
+        "missing permissions in namespace",
+        "watch configmaps (core)",
+        "create configmaps (core)",
+        "update configmaps (core)",
+        "create events (events.k8s.io)",
+        "patch events (events.k8s.io)",
+        "kind: Role",
+    ] {
+        assert!(stderr.contains(says), "{says:?} not in {stderr}");
+    }
+    assert!(!stderr.contains("get configmaps (core)"), "{stderr}");
+    // Credentials the API server does not take: a start-up error too.
+    let text = std::fs::read_to_string(c.kubeconfig()).expect("kubeconfig");
+    let wrong = c.path("wrong.kubeconfig");
+    std::fs::write(&wrong, common::with_token(&text, "not-a-valid-token")).unwrap();
+    let output = hakeeper()
+        .arg("sidecar")
+        .args(["--cluster-id", CLUSTER_ID, "--namespace", &c.namespace])
+        .args(["--listen", "127.0.0.1:0"])
+        .arg("--kubeconfig")
+        .arg(&wrong)
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(Duration::from_secs(10), output)
+        .await
+        .expect("exits")
+        .expect("runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(stderr.contains("SelfSubjectAccessReview"), "{stderr}");
+    assert!(stderr.contains("Unauthorized"), "{stderr}");
+    // Exactly the sidecar's permissions: it starts, leads and records its Event.
+    let stderr_path = c.path("sidecar-rbac.stderr");
+    let flags = [
+        "--cluster-id",
+        CLUSTER_ID,
+        "--namespace",
+        &c.namespace,
+        "--listen",
+        "127.0.0.1:0",
+        "--contend",
+        "dispatcher",
+        "--address",
+        "jm:1",
+        "--liveness",
+        "none",
+    ];
+    let args: Vec<&std::ffi::OsStr> = flags
+        .iter()
+        .map(std::ffi::OsStr::new)
+        .chain(["--kubeconfig".as_ref(), sidecar.as_os_str()])
+        .chain(TIMINGS.iter().map(std::ffi::OsStr::new))
+        .collect();
+    let (mut child, line) = spawn_sidecar(&args, &stderr_path).await;
+    let base = line
+        .strip_prefix("hakeeper sidecar: local API on ")
+        .unwrap_or_else(|| panic!("not started: {line:?}"))
+        .to_string();
+    let http = http_client();
+    eventually(
+        "leading with the sidecar's permissions",
+        ELECTION,
+        || async {
+            let (_, v) = send(http.get(format!("{base}/v1/leadership/dispatcher"))).await;
+            if v["isLeader"] == true {
+                Ok(())
+            } else {
+                Err(v.to_string())
+            }
+        },
+    )
+    .await;
+    let _ = child.start_kill();
+    let _ = child.wait().await;
+    let log = std::fs::read_to_string(&stderr_path).unwrap_or_default();
+    assert!(!log.contains("forbidden"), "{log}");
+    assert!(!log.contains("could not record"), "{log}");
     c.cleanup().await;
 }

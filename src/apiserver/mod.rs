@@ -50,6 +50,27 @@ pub struct DevServerConfig {
     pub bookmark_interval: Duration,
     /// Namespace of the written kubeconfig's context.
     pub namespace: String,
+    /// Further bearer tokens, each for a user allowed only what its rules say (the admin
+    /// `token`, or no token at all, may do everything). Requests beyond the rules get 403,
+    /// and `SelfSubjectAccessReview`s answer from the same rules.
+    pub restricted: Vec<RestrictedUser>,
+}
+
+/// A user of the embedded server with a bearer token and a set of allowed requests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RestrictedUser {
+    pub name: String,
+    pub token: String,
+    /// (verb, API group, resource) triples, e.g. `("get", "", "configmaps")`.
+    pub allowed: Vec<(String, String, String)>,
+}
+
+impl RestrictedUser {
+    pub fn allows(&self, verb: &str, group: &str, resource: &str) -> bool {
+        self.allowed
+            .iter()
+            .any(|(v, g, r)| v == verb && g == group && r == resource)
+    }
 }
 
 impl Default for DevServerConfig {
@@ -61,6 +82,7 @@ impl Default for DevServerConfig {
             history_limit: 10_000,
             bookmark_interval: Duration::from_secs(15),
             namespace: "default".into(),
+            restricted: Vec::new(),
         }
     }
 }
@@ -70,6 +92,7 @@ pub(crate) struct Shared {
     pub store: Store,
     pub faults: Faults,
     pub token: Option<String>,
+    pub restricted: Vec<RestrictedUser>,
     pub bookmark_interval: Duration,
     /// Bumped to ask the persister to write a snapshot.
     pub dirty: watch::Sender<u64>,
@@ -135,6 +158,7 @@ impl DevServer {
             store,
             faults: Faults::new(),
             token: config.token.clone(),
+            restricted: config.restricted.clone(),
             bookmark_interval: config.bookmark_interval,
             dirty,
         });
@@ -181,6 +205,15 @@ impl DevServer {
     }
 
     /// Write [`Self::kubeconfig_yaml`] to `path` (mode 0600: it may hold the token).
+    /// The token of the restricted user `name`, if there is one.
+    pub fn restricted_token(&self, name: &str) -> Option<String> {
+        self.shared
+            .restricted
+            .iter()
+            .find(|u| u.name == name)
+            .map(|u| u.token.clone())
+    }
+
     pub fn write_kubeconfig(&self, path: &Path) -> Result<()> {
         write_private(path, self.kubeconfig_yaml().as_bytes())
     }

@@ -51,27 +51,84 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/readyz", get(ok))
         .route("/openapi/v3", get(openapi_root))
         .route("/openapi/v3/{*key}", get(openapi_group_version))
+        .route(
+            "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
+            axum::routing::post(self_subject_access_review),
+        )
         .fallback(resource_request)
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
         .layer(middleware::from_fn_with_state(shared.clone(), authenticate))
         .with_state(shared)
 }
 
-async fn authenticate(State(shared): State<Arc<Shared>>, req: Request, next: Next) -> Response {
+async fn authenticate(State(shared): State<Arc<Shared>>, mut req: Request, next: Next) -> Response {
     let open = matches!(req.uri().path(), "/healthz" | "/livez" | "/readyz");
+    let presented = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::to_string);
+    // A restricted user's token: everything it asks is checked against its rules.
+    if let Some(user) = presented
+        .as_deref()
+        .and_then(|t| shared.restricted.iter().find(|u| u.token == t))
+    {
+        req.extensions_mut().insert(Caller(Some(user.clone())));
+        return next.run(req).await;
+    }
     if let Some(token) = &shared.token
         && !open
+        && presented.as_deref() != Some(token.as_str())
     {
-        let presented = req
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
-        if presented != Some(token.as_str()) {
-            return ApiError::unauthorized().into_response();
-        }
+        return ApiError::unauthorized().into_response();
     }
+    req.extensions_mut().insert(Caller(None));
     next.run(req).await
+}
+
+/// Who is asking: a restricted user, or `None` for the admin (who may do anything).
+#[derive(Clone)]
+pub(crate) struct Caller(Option<super::RestrictedUser>);
+
+impl Caller {
+    fn allows(&self, verb: &str, group: &str, resource: &str) -> bool {
+        self.0
+            .as_ref()
+            .is_none_or(|u| u.allows(verb, group, resource))
+    }
+
+    fn name(&self) -> &str {
+        self.0.as_ref().map_or("admin", |u| u.name.as_str())
+    }
+}
+
+/// `POST /apis/authorization.k8s.io/v1/selfsubjectaccessreviews`: may the caller do what the
+/// review's `resourceAttributes` say? Answered from the same rules as its requests.
+async fn self_subject_access_review(
+    axum::Extension(caller): axum::Extension<Caller>,
+    body: axum::body::Bytes,
+) -> Response {
+    let review: Value = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(e) => {
+            return ApiError::bad_request(format!("invalid SelfSubjectAccessReview: {e}"))
+                .into_response();
+        }
+    };
+    let attrs = &review["spec"]["resourceAttributes"];
+    let field = |k: &str| attrs[k].as_str().unwrap_or_default();
+    let allowed = caller.allows(field("verb"), field("group"), field("resource"));
+    let mut answer = review.clone();
+    answer["apiVersion"] = json!("authorization.k8s.io/v1");
+    answer["kind"] = json!("SelfSubjectAccessReview");
+    answer["metadata"] = json!({"creationTimestamp": null});
+    answer["status"] = if allowed {
+        json!({"allowed": true, "reason": "hakeeper dev: allowed"})
+    } else {
+        json!({"allowed": false, "reason": format!("hakeeper dev: user {:?} has no rule for it", caller.name())})
+    };
+    (axum::http::StatusCode::CREATED, axum::Json(answer)).into_response()
 }
 
 async fn openapi_root() -> Response {
@@ -341,12 +398,14 @@ fn is_true(v: Option<&String>) -> bool {
 
 async fn resource_request(
     State(shared): State<Arc<Shared>>,
+    caller: Option<axum::Extension<Caller>>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    match handle(&shared, &method, &uri, &headers, body).await {
+    let caller = caller.map_or(Caller(None), |axum::Extension(c)| c);
+    match handle(&shared, &caller, &method, &uri, &headers, body).await {
         Ok(resp) => resp,
         Err(err) => err.into_response(),
     }
@@ -354,6 +413,7 @@ async fn resource_request(
 
 async fn handle(
     shared: &Arc<Shared>,
+    caller: &Caller,
     method: &Method,
     uri: &Uri,
     headers: &HeaderMap,
@@ -365,6 +425,20 @@ async fn handle(
         .map_err(|e| ApiError::bad_request(format!("invalid query: {e}")))?;
     let verb = verb(method, &target, &query);
     shared.faults.count(verb, target.view.resource().plural());
+    let group = match target.view {
+        View::ConfigMaps | View::CoreEvents => "",
+        View::EventsV1 => "events.k8s.io",
+    };
+    let plural = target.view.resource().plural();
+    if !caller.allows(verb, group, plural) {
+        return Err(ApiError::forbidden(
+            caller.name(),
+            verb,
+            group,
+            plural,
+            target.namespace.as_deref(),
+        ));
+    }
     shared.faults.before_request().await?;
     if query.contains_key("dryRun") {
         return Err(ApiError::bad_request(

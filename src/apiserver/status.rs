@@ -102,6 +102,27 @@ impl ApiError {
         Self::new(410, "Expired", message)
     }
 
+    /// `configmaps is forbidden: User "x" cannot list resource "configmaps" in API group ""
+    /// in the namespace "ns"`, as kube-apiserver's RBAC words it.
+    pub fn forbidden(
+        user: &str,
+        verb: &str,
+        group: &str,
+        resource: &str,
+        namespace: Option<&str>,
+    ) -> Self {
+        let place = match namespace {
+            Some(ns) => format!("in the namespace \"{ns}\""),
+            None => "at the cluster scope".to_string(),
+        };
+        Self::new(
+            403,
+            "Forbidden",
+            format!("{resource} is forbidden: User \"{user}\" cannot {verb} resource \"{resource}\" in API group \"{group}\" {place}"),
+        )
+        .with_details(json!({"kind": resource}))
+    }
+
     pub fn unauthorized() -> Self {
         Self::new(401, "Unauthorized", "Unauthorized")
     }

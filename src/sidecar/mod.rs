@@ -661,7 +661,8 @@ impl Sidecar {
             .map(|c| c.elector.fence().clone())
     }
 
-    /// Ready once every contender's watch has delivered its initial list; else why not.
+    /// Ready once every contender's watch has delivered its initial list and is not failing;
+    /// else why not.
     pub fn ready(&self) -> Result<(), String> {
         let waiting: Vec<String> = self
             .contenders()
@@ -669,10 +670,11 @@ impl Sidecar {
             .filter_map(|(component, c)| {
                 let state = c.elector.state();
                 let s = state.borrow();
-                (!s.synced).then(|| match &s.watch_error {
-                    Some(e) => format!("{component}: {e}"),
-                    None => format!("{component}: no answer yet"),
-                })
+                match (&s.watch_error, s.synced) {
+                    (Some(e), _) => Some(format!("{component}: {e}")),
+                    (None, false) => Some(format!("{component}: no answer yet")),
+                    (None, true) => None,
+                }
             })
             .collect();
         if waiting.is_empty() {

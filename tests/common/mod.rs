@@ -149,6 +149,34 @@ impl TestCluster {
             .expect("a list has a resourceVersion")
     }
 
+    /// A kubeconfig for the restricted user `name` (`sidecar`: exactly the sidecar's
+    /// permissions; `reader`: get and list ConfigMaps only). On the embedded server, with
+    /// that user's token, when [`restricted_users`] were configured; on a real cluster,
+    /// `<name>.kubeconfig` beside the admin one, as `tests/realk8s/start.sh` writes them.
+    /// `None` (after noting why) when there is none.
+    pub fn restricted_kubeconfig(&self, name: &str) -> Option<PathBuf> {
+        match &self.server {
+            Some(server) => {
+                let token = server.restricted_token(name)?;
+                let text = server.kubeconfig_yaml();
+                let path = self.path(&format!("{name}.kubeconfig"));
+                std::fs::write(&path, with_token(&text, &token)).expect("kubeconfig");
+                Some(path)
+            }
+            None => {
+                let path = self.kubeconfig.with_file_name(format!("{name}.kubeconfig"));
+                if path.exists() {
+                    Some(path)
+                } else {
+                    note_skip(&format!(
+                        "a restricted identity {name:?} (tests/realk8s/start.sh writes one)"
+                    ));
+                    None
+                }
+            }
+        }
+    }
+
     pub fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
@@ -274,6 +302,57 @@ pub fn init_logs() {
             .with_test_writer()
             .try_init();
     }
+}
+
+/// The users of an embedded server for tests that check permissions: `sidecar` with exactly
+/// what the sidecar needs, `reader` with get and list of ConfigMaps only.
+pub fn restricted_users() -> Vec<hakeeper::apiserver::RestrictedUser> {
+    let sidecar = hakeeper::access::SIDECAR
+        .iter()
+        .map(|p| {
+            (
+                p.verb.to_string(),
+                p.group.to_string(),
+                p.resource.to_string(),
+            )
+        })
+        .collect();
+    let reader = ["get", "list"]
+        .iter()
+        .map(|v| (v.to_string(), String::new(), "configmaps".to_string()))
+        .collect();
+    vec![
+        hakeeper::apiserver::RestrictedUser {
+            name: "sidecar".into(),
+            token: "sidecar-token".into(),
+            allowed: sidecar,
+        },
+        hakeeper::apiserver::RestrictedUser {
+            name: "reader".into(),
+            token: "reader-token".into(),
+            allowed: reader,
+        },
+    ]
+}
+
+/// `kubeconfig` (YAML text) with every `token:` replaced by `token`.
+pub fn with_token(kubeconfig: &str, token: &str) -> String {
+    let mut replaced = false;
+    let mut out: Vec<String> = kubeconfig
+        .lines()
+        .map(|l| {
+            let indent = &l[..l.len() - l.trim_start().len()];
+            if l.trim_start().starts_with("token:") {
+                replaced = true;
+                format!("{indent}token: {token}")
+            } else {
+                l.to_string()
+            }
+        })
+        .collect();
+    assert!(replaced, "the kubeconfig has a token to replace");
+    out.push(String::new());
+    out.join("\n")
 }
 
 /// A `file://` store in a temporary directory (removed when `dir` is dropped).

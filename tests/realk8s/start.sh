@@ -3,11 +3,12 @@
 # kube-apiserver (RBAC on, static bearer tokens) and kube-controller-manager (the garbage
 # collector and the namespace controller), from the binaries tests/realk8s/build.sh made.
 #
-#   tests/realk8s/start.sh DIR    # writes DIR/admin.kubeconfig, DIR/sidecar.kubeconfig, DIR/pids
+#   tests/realk8s/start.sh DIR    # writes DIR/{admin,sidecar,reader}.kubeconfig, DIR/pids
 #   tests/realk8s/stop.sh DIR
 #
-# Two identities: `admin` (system:masters) and `hakeeper-sidecar`, which has only the
-# ClusterRole `hakeeper-sidecar` below (what the sidecar uses on ConfigMaps and Events).
+# Three identities: `admin` (system:masters), `hakeeper-sidecar`, which has only the
+# ClusterRole `hakeeper-sidecar` below (what the sidecar uses on ConfigMaps and Events), and
+# `hakeeper-reader`, which may only get and list ConfigMaps (too little for a sidecar).
 set -euo pipefail
 
 dir="$(realpath -m "${1:?usage: start.sh DIR}")"
@@ -37,9 +38,11 @@ if [ ! -f ca.crt ]; then
 fi
 admin_token="$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 sidecar_token="$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+reader_token="$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 cat > tokens.csv <<CSV
 ${admin_token},admin,admin,"system:masters"
 ${sidecar_token},hakeeper-sidecar,hakeeper-sidecar
+${reader_token},hakeeper-reader,hakeeper-reader
 CSV
 
 : > pids
@@ -90,6 +93,7 @@ KC
 }
 kubeconfig admin "$admin_token"
 kubeconfig sidecar "$sidecar_token"
+kubeconfig reader "$reader_token"
 
 for _ in $(seq 1 120); do
   if kubectl --kubeconfig admin.kubeconfig get --raw /readyz >/dev/null 2>&1; then
@@ -131,6 +135,21 @@ metadata: {name: hakeeper-sidecar}
 roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: hakeeper-sidecar}
 subjects:
 - {apiGroup: rbac.authorization.k8s.io, kind: User, name: hakeeper-sidecar}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {name: hakeeper-reader}
+rules:
+- apiGroups: [""]
+  resources: [configmaps]
+  verbs: [get, list]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: hakeeper-reader}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: hakeeper-reader}
+subjects:
+- {apiGroup: rbac.authorization.k8s.io, kind: User, name: hakeeper-reader}
 YAML
 kubectl --kubeconfig admin.kubeconfig version 2>/dev/null | awk '/Server Version/ { print }'
 echo "real API server on https://127.0.0.1:${api_port}: ${dir}/admin.kubeconfig"
