@@ -784,3 +784,47 @@ async fn refuses_non_loopback_without_token() {
     .expect("refused");
     assert!(err.to_string().contains("without --token"), "{err}");
 }
+
+/// A test that panics on a real cluster leaves no namespace behind: the harness deletes it
+/// when the test's cluster handle is dropped during the unwinding.
+#[test]
+fn a_failing_test_leaves_no_namespace_behind() {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let failing = std::thread::spawn(move || {
+        runtime.block_on(async move {
+            let c = TestCluster::start().await;
+            let _ = tx.send((
+                c.namespace.clone(),
+                c.server.is_none(),
+                c.kubeconfig.clone(),
+            ));
+            panic!("a test failing halfway (deliberately)");
+        })
+    });
+    assert!(failing.join().is_err(), "the test thread panicked");
+    let (namespace, real, kubeconfig) = rx.recv().expect("the namespace");
+    if !real {
+        common::note_skip("a real cluster's namespace to leave behind");
+        return;
+    }
+    // Deleted (kubectl, without waiting): gone, or on its way out.
+    let out = std::process::Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(&kubeconfig)
+        .args([
+            "get",
+            "namespace",
+            &namespace,
+            "-o",
+            "jsonpath={.status.phase}",
+        ])
+        .output()
+        .expect("kubectl");
+    let phase = String::from_utf8_lossy(&out.stdout).to_string();
+    let gone = String::from_utf8_lossy(&out.stderr).contains("NotFound");
+    assert!(
+        gone || phase == "Terminating",
+        "namespace {namespace}: {phase:?}"
+    );
+}
