@@ -50,6 +50,37 @@ pub struct DemoParams {
     /// Checkpoints to take between the phases.
     pub checkpoints_per_phase: usize,
     pub keep_running: bool,
+    /// A real cluster instead of the embedded API server: the demo runs in a fresh namespace
+    /// of it (or the one given), removed afterwards unless `keep_running`.
+    pub cluster: Option<RealCluster>,
+}
+
+/// Where a real cluster is, for `hakeeper demo --kubeconfig`.
+#[derive(Debug, Clone)]
+pub struct RealCluster {
+    pub kubeconfig: PathBuf,
+    pub context: Option<String>,
+    /// `None`: a fresh `hakeeper-demo-<random>` namespace, deleted at the end.
+    pub namespace: Option<String>,
+}
+
+/// The API server the demo runs against.
+enum Api {
+    Embedded(DevServer),
+    Real {
+        client: kube::Client,
+        /// The namespace the demo created (to delete at the end), if it made one.
+        created: Option<String>,
+    },
+}
+
+impl Api {
+    async fn client(&self) -> Result<kube::Client> {
+        match self {
+            Api::Embedded(server) => server.client().await,
+            Api::Real { client, .. } => Ok(client.clone()),
+        }
+    }
 }
 
 /// One check and whether it held.
@@ -146,6 +177,7 @@ async fn start_sidecar(
     params: &DemoParams,
     dir: &Path,
     kubeconfig: &Path,
+    namespace: &str,
     storage: &Location,
     n: usize,
 ) -> Result<SidecarProcess> {
@@ -163,10 +195,19 @@ async fn start_sidecar(
             "--identity",
             &name,
             "--namespace",
-            "default",
+            namespace,
         ])
         .arg("--kubeconfig")
         .arg(kubeconfig)
+        .args(
+            params
+                .cluster
+                .as_ref()
+                .and_then(|c| c.context.as_deref())
+                .map(|c| ["--context", c])
+                .into_iter()
+                .flatten(),
+        )
         .args(["--storage-dir", &storage.to_string()])
         .args([
             "--lease-duration",
@@ -456,26 +497,88 @@ pub async fn run(params: DemoParams) -> Result<DemoReport> {
 }
 
 async fn run_in(params: &DemoParams, dir: &Path) -> Result<DemoReport> {
+    let (api, kubeconfig, namespace, where_) = match &params.cluster {
+        None => {
+            let server = DevServer::start(DevServerConfig::default()).await?;
+            let kubeconfig = dir.join("kubeconfig");
+            server.write_kubeconfig(&kubeconfig)?;
+            let url = format!("{} (embedded)", server.url());
+            (
+                Api::Embedded(server),
+                kubeconfig,
+                "default".to_string(),
+                url,
+            )
+        }
+        Some(real) => {
+            let args = crate::kubeconn::KubeArgs {
+                kubeconfig: Some(real.kubeconfig.clone()),
+                context: real.context.clone(),
+                ..Default::default()
+            };
+            let (client, _) = args.client().await?;
+            let (namespace, created) = match &real.namespace {
+                Some(ns) => (ns.clone(), None),
+                None => {
+                    let ns = format!(
+                        "hakeeper-demo-{}",
+                        &uuid::Uuid::new_v4().simple().to_string()[..8]
+                    );
+                    let object: k8s_openapi::api::core::v1::Namespace =
+                        serde_json::from_value(serde_json::json!({"metadata": {"name": ns}}))
+                            .map_err(|e| demo_error(e.to_string()))?;
+                    kube::Api::<k8s_openapi::api::core::v1::Namespace>::all(client.clone())
+                        .create(&Default::default(), &object)
+                        .await?;
+                    (ns.clone(), Some(ns))
+                }
+            };
+            let url = format!("of {} (namespace {namespace})", real.kubeconfig.display());
+            (
+                Api::Real { client, created },
+                real.kubeconfig.clone(),
+                namespace,
+                url,
+            )
+        }
+    };
+    let result = run_on(params, dir, &api, &kubeconfig, &namespace, &where_).await;
+    match api {
+        Api::Embedded(server) => server.shutdown().await?,
+        Api::Real { client, created } => {
+            if let Some(ns) = created.filter(|_| !params.keep_running) {
+                let _ = kube::Api::<k8s_openapi::api::core::v1::Namespace>::all(client)
+                    .delete(&ns, &Default::default())
+                    .await;
+                println!("  deleted the demo namespace {ns}");
+            }
+        }
+    }
+    result
+}
+
+async fn run_on(
+    params: &DemoParams,
+    dir: &Path,
+    api: &Api,
+    kubeconfig: &Path,
+    namespace: &str,
+    where_: &str,
+) -> Result<DemoReport> {
     let t = params.timings;
-    let server = DevServer::start(DevServerConfig::default()).await?;
-    let kubeconfig = dir.join("kubeconfig");
-    server.write_kubeconfig(&kubeconfig)?;
     let storage = match &params.storage_dir {
         Some(l) => l.clone(),
         None => Location::file(&dir.join("ha")).map_err(demo_error)?,
     };
     println!("hakeeper demo: cluster {CLUSTER_ID:?}, job {JOB_ID}");
-    println!(
-        "  API server {} (embedded), storage {storage}",
-        server.url()
-    );
+    println!("  API server {where_}, storage {storage}");
     println!(
         "  timings: lease {:?}, renew deadline {:?}, retry period {:?} (short, for the demo; production: 15s/10s/2s)",
         t.lease_duration, t.renew_deadline, t.retry_period
     );
     let mut sidecars = Vec::new();
     for n in 0..JOBMANAGERS {
-        sidecars.push(start_sidecar(params, dir, &kubeconfig, &storage, n).await?);
+        sidecars.push(start_sidecar(params, dir, kubeconfig, namespace, &storage, n).await?);
     }
     for s in &sidecars {
         println!("  {}: sidecar on {}", s.name, s.url);
@@ -688,7 +791,7 @@ async fn run_in(params: &DemoParams, dir: &Path) -> Result<DemoReport> {
     report.acknowledged = ids;
 
     println!("\nHA state (hakeeper inspect --cluster-id {CLUSTER_ID}):");
-    match inspect_view(&server, &storage, &params.s3).await {
+    match inspect_view(api, namespace, &storage, &params.s3).await {
         Ok(view) => print!("{view}"),
         Err(e) => report.check(format!("inspect view: {e}"), false),
     }
@@ -716,7 +819,7 @@ async fn run_in(params: &DemoParams, dir: &Path) -> Result<DemoReport> {
     if params.keep_running {
         println!("\nstill running (Ctrl-C to stop):");
         println!(
-            "  kubectl --kubeconfig {} describe cm {CLUSTER_ID}-{JOB_ID}-jobmanager-leader",
+            "  kubectl --kubeconfig {} -n {namespace} describe cm {CLUSTER_ID}-{JOB_ID}-jobmanager-leader",
             kubeconfig.display()
         );
         for s in sidecars.iter().filter(|s| s.child.id().is_some()) {
@@ -732,14 +835,18 @@ async fn run_in(params: &DemoParams, dir: &Path) -> Result<DemoReport> {
             let _ = tokio::time::timeout(Duration::from_secs(5), s.child.wait()).await;
         }
     }
-    server.shutdown().await?;
     Ok(report)
 }
 
 /// The inspect view of the demo cluster.
-async fn inspect_view(server: &DevServer, storage: &Location, s3: &S3Options) -> Result<String> {
+async fn inspect_view(
+    api: &Api,
+    namespace: &str,
+    storage: &Location,
+    s3: &S3Options,
+) -> Result<String> {
     let cluster = CLUSTER_ID.parse().map_err(demo_error)?;
-    let configmaps = crate::inspect::collect(server.client().await?, "default", &cluster).await?;
+    let configmaps = crate::inspect::collect(api.client().await?, namespace, &cluster).await?;
     let mut report = crate::inspect::build(&cluster, &configmaps, jiff::Timestamp::now());
     let store = crate::storage::open(storage, s3)
         .await

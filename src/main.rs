@@ -94,6 +94,16 @@ struct DemoArgs {
     /// Leave everything running at the end and print how to look at it
     #[arg(long, env = "HAKEEPER_KEEP_RUNNING")]
     keep_running: bool,
+    /// Run against the cluster of this kubeconfig instead of the embedded API server (in a
+    /// fresh namespace, deleted at the end unless --keep-running)
+    #[arg(long, env = "HAKEEPER_KUBECONFIG")]
+    kubeconfig: Option<PathBuf>,
+    /// With --kubeconfig: the context to use
+    #[arg(long, env = "HAKEEPER_CONTEXT", requires = "kubeconfig")]
+    context: Option<String>,
+    /// With --kubeconfig: an existing namespace to run in, instead of a fresh one
+    #[arg(long, short = 'n', env = "HAKEEPER_NAMESPACE", requires = "kubeconfig")]
+    namespace: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -627,6 +637,13 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         checkpoint_interval: args.checkpoint_interval,
         checkpoints_per_phase: 5,
         keep_running: args.keep_running,
+        cluster: args
+            .kubeconfig
+            .map(|kubeconfig| hakeeper::demo::RealCluster {
+                kubeconfig,
+                context: args.context,
+                namespace: args.namespace,
+            }),
     };
     let report = hakeeper::demo::run(params).await?;
     if report.passed() {

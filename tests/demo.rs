@@ -1,13 +1,23 @@
 //! `hakeeper demo`, the README's first command, end to end: it must pass, and say so.
 
+mod common;
+
 use std::process::Command;
 
 #[test]
 fn the_demo_passes_every_check() {
+    if std::env::var_os(common::REAL_CLUSTER_ENV).is_some() {
+        // It ran in the embedded pass; two demos at once would only compete for the CPU.
+        common::note_skip("the embedded API server (the demo's own default)");
+        return;
+    }
     let out = Command::new(env!("CARGO_BIN_EXE_hakeeper"))
         .arg("demo")
         .env_remove("HAKEEPER_STORAGE_DIR")
         .env_remove("HAKEEPER_KEEP_RUNNING")
+        .env_remove("HAKEEPER_KUBECONFIG")
+        .env_remove("HAKEEPER_CONTEXT")
+        .env_remove("HAKEEPER_NAMESPACE")
         .env("NO_COLOR", "1")
         .output()
         .expect("running hakeeper demo");
@@ -39,4 +49,52 @@ fn the_demo_passes_every_check() {
         );
     }
     assert!(!stdout.contains("FAIL"), "{stdout}");
+}
+
+/// `hakeeper demo --kubeconfig`: the same demo against a real cluster, in a namespace of its
+/// own that it deletes afterwards.
+#[test]
+fn the_demo_passes_on_a_real_cluster_and_cleans_up() {
+    let Some(kubeconfig) = std::env::var_os(common::REAL_CLUSTER_ENV) else {
+        common::note_skip("a real cluster (the demo's own run is the embedded one)");
+        return;
+    };
+    let out = Command::new(env!("CARGO_BIN_EXE_hakeeper"))
+        .arg("demo")
+        .arg("--kubeconfig")
+        .arg(&kubeconfig)
+        .env_remove("HAKEEPER_STORAGE_DIR")
+        .env_remove("HAKEEPER_KEEP_RUNNING")
+        .env_remove("HAKEEPER_CONTEXT")
+        .env_remove("HAKEEPER_NAMESPACE")
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("running hakeeper demo");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("hakeeper demo: every check held"),
+        "{stdout}"
+    );
+    let namespace = stdout
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("deleted the demo namespace "))
+        .unwrap_or_else(|| panic!("no namespace deleted:\n{stdout}"))
+        .to_string();
+    let phase = Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(&kubeconfig)
+        .args([
+            "get",
+            "namespace",
+            &namespace,
+            "-o",
+            "jsonpath={.status.phase}",
+        ])
+        .output()
+        .expect("kubectl");
+    let gone = String::from_utf8_lossy(&phase.stderr).contains("NotFound");
+    let phase = String::from_utf8_lossy(&phase.stdout).to_string();
+    assert!(gone || phase == "Terminating", "{namespace}: {phase:?}");
 }
