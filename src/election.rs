@@ -631,6 +631,7 @@ impl Elector {
             watch_error: None,
             deletions: DeletionBackoff::new(config_retry_period),
             write_errors: RepeatedError::default(),
+            acquire_backoff: WatchBackoff::starting_at(config_retry_period),
             events: events_tx,
         };
         let task = tokio::spawn(task.run(command_rx));
@@ -784,6 +785,9 @@ struct ElectorTask {
     deletions: DeletionBackoff,
     /// Failing lock writes, logged once per change.
     write_errors: RepeatedError,
+    /// Failing acquisitions: retried from the retry period, doubling (to 30 s once failing
+    /// for 30 s); reset by a success.
+    acquire_backoff: WatchBackoff,
     /// To the events task: Events to record on the lock.
     events: mpsc::Sender<(ObjectReference, &'static str, String)>,
 }
@@ -1112,11 +1116,13 @@ impl ElectorTask {
             }
             Ok(Err(e)) => {
                 self.write_failed(format!("acquire failed: {e}"));
-                self.retry_at = Some(Instant::now() + self.config.timings.retry_period);
+                self.retry_at =
+                    Some(Instant::now() + self.acquire_backoff.delay_at(Instant::now()));
             }
             Err(_) => {
                 self.write_failed("acquire timed out".into());
-                self.retry_at = Some(Instant::now() + self.config.timings.retry_period);
+                self.retry_at =
+                    Some(Instant::now() + self.acquire_backoff.delay_at(Instant::now()));
             }
         }
     }
@@ -1372,6 +1378,16 @@ pub(crate) const PERSISTENT_AFTER: Duration = Duration::from_secs(30);
 pub(crate) const PERSISTENT_MAX: Duration = Duration::from_secs(30);
 
 impl WatchBackoff {
+    /// From `min`, doubling up to twice that while young.
+    pub(crate) fn starting_at(min: Duration) -> Self {
+        WatchBackoff {
+            next: min,
+            min,
+            max: min * 2,
+            failing_since: None,
+        }
+    }
+
     pub(crate) fn new(retry_period: Duration) -> Self {
         let min = Duration::from_millis(100);
         WatchBackoff {
