@@ -809,22 +809,5 @@ fn a_failing_test_leaves_no_namespace_behind() {
         return;
     }
     // Deleted (kubectl, without waiting): gone, or on its way out.
-    let out = std::process::Command::new("kubectl")
-        .arg("--kubeconfig")
-        .arg(&kubeconfig)
-        .args([
-            "get",
-            "namespace",
-            &namespace,
-            "-o",
-            "jsonpath={.status.phase}",
-        ])
-        .output()
-        .expect("kubectl");
-    let phase = String::from_utf8_lossy(&out.stdout).to_string();
-    let gone = String::from_utf8_lossy(&out.stderr).contains("NotFound");
-    assert!(
-        gone || phase == "Terminating",
-        "namespace {namespace}: {phase:?}"
-    );
+    common::namespace_is_going(&kubeconfig, &namespace).unwrap();
 }

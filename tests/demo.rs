@@ -82,19 +82,5 @@ fn the_demo_passes_on_a_real_cluster_and_cleans_up() {
         .find_map(|l| l.trim().strip_prefix("deleted the demo namespace "))
         .unwrap_or_else(|| panic!("no namespace deleted:\n{stdout}"))
         .to_string();
-    let phase = Command::new("kubectl")
-        .arg("--kubeconfig")
-        .arg(&kubeconfig)
-        .args([
-            "get",
-            "namespace",
-            &namespace,
-            "-o",
-            "jsonpath={.status.phase}",
-        ])
-        .output()
-        .expect("kubectl");
-    let gone = String::from_utf8_lossy(&phase.stderr).contains("NotFound");
-    let phase = String::from_utf8_lossy(&phase.stdout).to_string();
-    assert!(gone || phase == "Terminating", "{namespace}: {phase:?}");
+    common::namespace_is_going(std::path::Path::new(&kubeconfig), &namespace).unwrap();
 }

@@ -393,19 +393,7 @@ async fn two_clients_on_one_sidecar_are_independent() {
     assert_eq!(status, 409, "{body}");
     assert_eq!(body["error"], "Conflict", "{body}");
     for component in ["dispatcher", job.as_str()] {
-        eventually(
-            &format!("leading {component}"),
-            Duration::from_secs(10),
-            || async {
-                let v = s.state(&http, component).await;
-                if v["isLeader"] == true {
-                    Ok(())
-                } else {
-                    Err(v.to_string())
-                }
-            },
-        )
-        .await;
+        s.leading(&http, component).await;
     }
     let dispatcher_client = dispatcher_side.id.clone();
     drop(dispatcher_side);
@@ -610,15 +598,7 @@ async fn a_delete_whose_caller_hangs_up_still_releases_the_lock() {
     let http = http_client();
     let client = JobManagerClient::start(&s.base, "leaving").await;
     assert_eq!(contend(&s, &client, "dispatcher").await.0, 202);
-    eventually("leading", Duration::from_secs(10), || async {
-        let v = s.state(&http, "dispatcher").await;
-        if v["isLeader"] == true {
-            Ok(())
-        } else {
-            Err(v.to_string())
-        }
-    })
-    .await;
+    s.leading(&http, "dispatcher").await;
     // On the embedded server, slow every API call down, so that the release's
     // compare-and-swap is still on its way when the caller has long hung up. (A real server
     // is not slowed; the release is then merely checked.)
@@ -826,18 +806,6 @@ impl FakeJobManager {
     }
 }
 
-async fn leading(s: &SidecarProcess, http: &reqwest::Client) -> Value {
-    eventually("leading", Duration::from_secs(10), || async {
-        let v = s.state(http, "dispatcher").await;
-        if v["isLeader"] == true {
-            Ok(v)
-        } else {
-            Err(v.to_string())
-        }
-    })
-    .await
-}
-
 async fn released_by_liveness(
     s: &SidecarProcess,
     http: &reqwest::Client,
@@ -880,7 +848,7 @@ async fn liveness_probe_releases_and_contends_again() {
     )
     .await;
     let http = http_client();
-    leading(&s, &http).await;
+    s.leading(&http, "dispatcher").await;
     let series = "hakeeper_leadership_releases_total{reason=\"liveness_failed\"}";
     // Two failures in a row, then an answer: nothing released.
     let before = jm.probes();
@@ -912,12 +880,12 @@ async fn liveness_probe_releases_and_contends_again() {
     assert_eq!(s.metric(&http, series).await, 1.0);
     // Answers again: contends again, and leads (nobody else does).
     jm.health.send_replace(Health::Ok);
-    leading(&s, &http).await;
+    s.leading(&http, "dispatcher").await;
     // Hangs past the probe timeout: released again.
     jm.health.send_replace(Health::Hang);
     released_by_liveness(&s, &http, Duration::from_secs(5)).await;
     jm.health.send_replace(Health::Ok);
-    leading(&s, &http).await;
+    s.leading(&http, "dispatcher").await;
     // Gone: connections refused.
     jm.server.abort();
     let _ = (&mut jm.server).await;

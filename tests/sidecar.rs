@@ -1104,15 +1104,7 @@ async fn a_persistent_api_error_is_logged_once_and_shown_by_readyz() {
     )
     .await;
     let http = http_client();
-    eventually("leading", ELECTION, || async {
-        let v = s.state(&http, "dispatcher").await;
-        if v["isLeader"] == true {
-            Ok(())
-        } else {
-            Err(v.to_string())
-        }
-    })
-    .await;
+    s.leading(&http, "dispatcher").await;
     // The API server cut off: open connections dropped, new ones refused.
     server.faults().partition(Duration::from_secs(30));
     // Long enough for dozens of attempts at the first backoff (100 ms).
@@ -1217,15 +1209,7 @@ async fn a_lock_deleted_again_and_again_is_recreated_with_backoff_and_lost_state
     )
     .await;
     let http = http_client();
-    eventually("leading", Duration::from_secs(10), || async {
-        let v = s.state(&http, "dispatcher").await;
-        if v["isLeader"] == true {
-            Ok(())
-        } else {
-            Err(v.to_string())
-        }
-    })
-    .await;
+    s.leading(&http, "dispatcher").await;
     // HA state in the lock's ConfigMap, as the dispatcher keeps its job graphs there.
     let api = c.api::<ConfigMap>();
     api.patch(

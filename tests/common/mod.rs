@@ -355,6 +355,28 @@ pub fn with_token(kubeconfig: &str, token: &str) -> String {
     out.join("\n")
 }
 
+/// Whether `namespace` is deleted or on its way out (`Terminating`), asked with kubectl.
+pub fn namespace_is_going(kubeconfig: &Path, namespace: &str) -> Result<(), String> {
+    let out = std::process::Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .args([
+            "get",
+            "namespace",
+            namespace,
+            "-o",
+            "jsonpath={.status.phase}",
+        ])
+        .output()
+        .map_err(|e| format!("kubectl: {e}"))?;
+    let phase = String::from_utf8_lossy(&out.stdout).to_string();
+    if String::from_utf8_lossy(&out.stderr).contains("NotFound") || phase == "Terminating" {
+        Ok(())
+    } else {
+        Err(format!("namespace {namespace}: {phase:?}"))
+    }
+}
+
 /// A `file://` store in a temporary directory (removed when `dir` is dropped).
 pub struct FileStorage {
     pub dir: tempfile::TempDir,

@@ -123,6 +123,23 @@ impl SidecarProcess {
         body
     }
 
+    /// Wait (at most 10 s) until this sidecar leads `component`; its state then.
+    pub async fn leading(&self, http: &reqwest::Client, component: &str) -> Value {
+        eventually(
+            &format!("{} leading {component}", self.name),
+            Duration::from_secs(10),
+            || async {
+                let v = self.state(http, component).await;
+                if v["isLeader"] == true {
+                    Ok(v)
+                } else {
+                    Err(v.to_string())
+                }
+            },
+        )
+        .await
+    }
+
     /// The value of a metric line that starts with `series` (0 if absent).
     pub async fn metric(&self, http: &reqwest::Client, series: &str) -> f64 {
         let text = http
