@@ -38,6 +38,12 @@ pub const SIDECAR: [Permission; 7] = [
     p("patch", "events.k8s.io", "events"),
 ];
 
+/// Of [`SIDECAR`], what it cannot work without (the Events are a record, not a need: without
+/// them it warns and goes on).
+pub fn required(p: &Permission) -> bool {
+    p.resource == "configmaps"
+}
+
 /// A Role that grants `needed` (the rules, grouped by API group and resource), to show
 /// whoever must fix the permissions.
 pub fn role_for(name: &str, namespace: &str, needed: &[Permission]) -> String {
@@ -63,6 +69,41 @@ pub fn role_for(name: &str, namespace: &str, needed: &[Permission]) -> String {
     out
 }
 
+/// One review, retried a few times on errors that pass (5xx, timeouts). `None` when the
+/// API server does not serve reviews to this client (404, 403 on the review itself).
+async fn ask(
+    reviews: &Api<SelfSubjectAccessReview>,
+    review: &SelfSubjectAccessReview,
+) -> Result<Option<k8s_openapi::api::authorization::v1::SubjectAccessReviewStatus>> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let answer = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            reviews.create(&PostParams::default(), review),
+        )
+        .await;
+        let error = match answer {
+            Ok(Ok(answer)) => return Ok(Some(answer.status.unwrap_or_default())),
+            Ok(Err(kube::Error::Api(s))) if s.code == 404 || s.code == 403 => return Ok(None),
+            Ok(Err(kube::Error::Api(s))) if s.code == 401 => {
+                return Err(Error::Config(format!(
+                    "the API server refuses this identity's credentials (SelfSubjectAccessReview answered 401 {}): check the kubeconfig or the ServiceAccount token",
+                    s.reason
+                )));
+            }
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => "no answer within 10 s".to_string(),
+        };
+        if attempt >= 4 {
+            return Err(Error::Config(format!(
+                "asking the API server what this identity may do (SelfSubjectAccessReview) failed {attempt} times: {error}"
+            )));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500 * attempt)).await;
+    }
+}
+
 /// The permissions of `needed` that the API server says this client lacks in `namespace`.
 pub async fn missing(
     client: &kube::Client,
@@ -85,16 +126,29 @@ pub async fn missing(
             },
             ..Default::default()
         };
-        let answer = reviews
-            .create(&PostParams::default(), &review)
-            .await
-            .map_err(|e| {
-                Error::Config(format!(
-                    "asking the API server what this identity may do (SelfSubjectAccessReview) failed: {e}"
-                ))
-            })?;
-        if !answer.status.is_some_and(|s| s.allowed) {
-            lacking.push(*p);
+        let answer = ask(&reviews, &review).await?;
+        match answer {
+            // The API server does not answer reviews for us (a proxy, an old or unusual
+            // server): nothing can be known in advance; the calls will say.
+            None => {
+                tracing::warn!(
+                    "the API server answers no SelfSubjectAccessReview; permissions are not checked at start"
+                );
+                return Ok(Vec::new());
+            }
+            Some(status) => {
+                // An authorizer that could not decide (`evaluationError`) is no denial.
+                let undecided = !status.allowed
+                    && status
+                        .evaluation_error
+                        .as_deref()
+                        .is_some_and(|e| !e.is_empty());
+                if undecided {
+                    tracing::warn!(verb = p.verb, resource = p.resource, error = ?status.evaluation_error, "the API server could not decide a permission; not counted as missing");
+                } else if !status.allowed {
+                    lacking.push(*p);
+                }
+            }
         }
     }
     Ok(lacking)
@@ -108,7 +162,16 @@ pub async fn require(
     needed: &[Permission],
     role: &str,
 ) -> Result<()> {
-    let lacking = missing(client, namespace, needed).await?;
+    let all = missing(client, namespace, needed).await?;
+    let (lacking, optional): (Vec<Permission>, Vec<Permission>) =
+        all.into_iter().partition(required);
+    if !optional.is_empty() {
+        let list: Vec<String> = optional
+            .iter()
+            .map(|p| format!("{} {} ({})", p.verb, p.resource, p.group))
+            .collect();
+        tracing::warn!(missing = ?list, "no permission to record Events: leader elections will not show in kubectl describe");
+    }
     if lacking.is_empty() {
         return Ok(());
     }

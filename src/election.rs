@@ -630,6 +630,8 @@ impl Elector {
             last_lost: None,
             watch_error: None,
             deletions: DeletionBackoff::new(config_retry_period),
+            deletion_pending: false,
+            last_reference: Mutex::new(None),
             write_errors: RepeatedError::default(),
             acquire_backoff: WatchBackoff::starting_at(config_retry_period),
             events: events_tx,
@@ -783,6 +785,10 @@ struct ElectorTask {
     watch_error: Option<String>,
     /// Deletions of the lock: how long to wait before recreating it.
     deletions: DeletionBackoff,
+    /// `retry_at` is a deletion's backoff (kept across relists until an acquisition).
+    deletion_pending: bool,
+    /// The lock ConfigMap as an Event's subject, kept for Events after it is gone.
+    last_reference: Mutex<Option<ObjectReference>>,
     /// Failing lock writes, logged once per change.
     write_errors: RepeatedError,
     /// Failing acquisitions: retried from the retry period, doubling (to 30 s once failing
@@ -831,18 +837,24 @@ impl ElectorTask {
                         self.on_event(event).await
                     }
                     Some(Err(e)) => {
-                        if let Some(e) = pacer.failed(&e) {
-                            tracing::warn!(component = %self.config.component, error = %e, "lock watch failed; retrying with backoff (logged again when the error changes)");
-                            self.watch_error = Some(e);
-                            self.publish();
+                        if let Some(new) = pacer.failed(&e) {
+                            tracing::warn!(component = %self.config.component, error = %new, "lock watch failed; retrying with backoff (logged again when the error changes)");
                         }
+                        self.watch_error = Some(e.to_string());
+                        self.publish();
                     }
                     None => {
                         tracing::error!(component = %self.config.component, "lock watch ended");
                         return;
                     }
                 },
-                _ = sleep_until(paused), if paused.is_some() => pacer.resume(),
+                _ = sleep_until(paused), if paused.is_some() => {
+                    // Trying again: failing only if this attempt fails too (a re-watch that
+                    // succeeds may bring no event at all).
+                    pacer.resume();
+                    self.watch_error = None;
+                    self.publish();
+                }
                 _ = sleep_until(wake) => self.on_timer().await,
             }
         }
@@ -894,7 +906,10 @@ impl ElectorTask {
             }
             watcher::Event::InitDone => {
                 self.synced = true;
-                self.retry_at = None;
+                // A relist does not cut short the wait before recreating a deleted lock.
+                if !self.deletion_pending {
+                    self.retry_at = None;
+                }
                 let gone = self.lock().observation.configmap().cloned();
                 if let Some(gone) = gone.filter(|_| !self.seen_in_listing) {
                     // Gone while the watch was down: the relist does not list it.
@@ -934,6 +949,13 @@ impl ElectorTask {
             tracing::error!(component = %self.config.component, configmap = %self.name, lost = %lost, cause = %who, "HA state lost: the ConfigMap that held it was deleted; recreating the lock does not bring it back (restore the job from a savepoint or retained checkpoint)");
         }
         let delay = self.deletions.delay_after(now);
+        if let Some(gone) = gone {
+            use kube::Resource;
+            *self
+                .last_reference
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()) = Some(gone.object_ref(&()));
+        }
         if was_leader {
             tracing::error!(component = %self.config.component, configmap = %self.name, cause = %who, recreate_in = ?delay, "lock ConfigMap deleted while leading; leadership revoked");
             self.lose("lock deleted");
@@ -941,6 +963,7 @@ impl ElectorTask {
             tracing::warn!(component = %self.config.component, configmap = %self.name, cause = %who, recreate_in = ?delay, "lock ConfigMap deleted");
         }
         self.retry_at = Some(now + delay);
+        self.deletion_pending = true;
     }
 
     /// A lock write (acquire, renew) failed: logged when the error is new, not per attempt
@@ -970,11 +993,18 @@ impl ElectorTask {
     /// is behind. `action` (`Acquired`, `Released`, `Lost`) tells transitions apart: kube's
     /// recorder counts a repeat of the same action on the same lock as a series.
     fn record(&self, action: &'static str, note: String) {
-        let reference = self.lock().observation.configmap().map(|cm| {
+        let current = self.lock().observation.configmap().map(|cm| {
             use kube::Resource;
             cm.object_ref(&())
         });
-        if let Some(reference) = reference {
+        let mut last = self
+            .last_reference
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if current.is_some() {
+            *last = current;
+        }
+        if let Some(reference) = last.clone() {
             let _ = self.events.try_send((reference, action, note));
         }
     }
@@ -1105,6 +1135,11 @@ impl ElectorTask {
         match result {
             Ok(Ok(written)) => {
                 self.lock().observation.observe(written, Instant::now());
+                kube::runtime::utils::Backoff::reset(&mut self.acquire_backoff);
+                if self.write_errors.succeeded() {
+                    tracing::info!(component = %self.config.component, "lock writes work again");
+                }
+                self.deletion_pending = false;
                 self.on_acquired(sent_at).await;
             }
             Ok(Err(kube::Error::Api(s))) if s.code == 409 => {

@@ -7,7 +7,7 @@ set -euo pipefail
 
 VERSION="1.20.5+really1.20.2-1.1+deb12u1"
 cache="${XDG_CACHE_HOME:-$HOME/.cache}/hakeeper/realk8s-${VERSION}"
-if [ -x "$cache/kube-apiserver" ] && [ -x "$cache/kube-controller-manager" ] && command -v etcd >/dev/null; then
+if [ -x "$cache/kube-apiserver" ] && [ -x "$cache/kube-controller-manager" ] && command -v etcd >/dev/null && command -v python3 >/dev/null; then
   echo "$cache"
   exit 0
 fi
@@ -18,9 +18,14 @@ src=/etc/apt/sources.list.d/hakeeper-deb-src.sources
 if [ ! -f "$src" ] && [ -f /etc/apt/sources.list.d/debian.sources ]; then
   sed 's/^Types: deb$/Types: deb-src/' /etc/apt/sources.list.d/debian.sources > "$src"
 fi
+# The classic one-line format, where a machine has it.
+list=/etc/apt/sources.list.d/hakeeper-deb-src.list
+if [ ! -f "$src" ] && [ ! -f "$list" ] && [ -f /etc/apt/sources.list ] && grep -q '^deb ' /etc/apt/sources.list; then
+  sed -n 's/^deb /deb-src /p' /etc/apt/sources.list > "$list"
+fi
 apt-get update -qq >&2
 apt-get install -y -qq --no-install-recommends dpkg-dev golang-go etcd-server openssl \
-  golang-github-modern-go-reflect2-dev rsync make >&2
+  golang-github-modern-go-reflect2-dev rsync make python3 >&2
 
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
