@@ -1139,7 +1139,15 @@ async fn a_persistent_api_error_is_logged_once_and_shown_by_readyz() {
         }
     })
     .await;
-    assert!(s.stderr_log().contains("lock watch works again"));
+    // The recovery is logged with the first event the new watch brings.
+    eventually("the recovery logged", Duration::from_secs(10), || async {
+        if s.stderr_log().contains("lock watch works again") {
+            Ok(())
+        } else {
+            Err("not yet".to_string())
+        }
+    })
+    .await;
     drop(s);
     c.cleanup().await;
 }
