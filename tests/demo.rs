@@ -11,16 +11,7 @@ fn the_demo_passes_every_check() {
         common::note_skip("the embedded API server (the demo's own default)");
         return;
     }
-    let out = Command::new(env!("CARGO_BIN_EXE_hakeeper"))
-        .arg("demo")
-        .env_remove("HAKEEPER_STORAGE_DIR")
-        .env_remove("HAKEEPER_KEEP_RUNNING")
-        .env_remove("HAKEEPER_KUBECONFIG")
-        .env_remove("HAKEEPER_CONTEXT")
-        .env_remove("HAKEEPER_NAMESPACE")
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("running hakeeper demo");
+    let out = demo().output().expect("running hakeeper demo");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -59,15 +50,9 @@ fn the_demo_passes_on_a_real_cluster_and_cleans_up() {
         common::note_skip("a real cluster (the demo's own run is the embedded one)");
         return;
     };
-    let out = Command::new(env!("CARGO_BIN_EXE_hakeeper"))
-        .arg("demo")
+    let out = demo()
         .arg("--kubeconfig")
         .arg(&kubeconfig)
-        .env_remove("HAKEEPER_STORAGE_DIR")
-        .env_remove("HAKEEPER_KEEP_RUNNING")
-        .env_remove("HAKEEPER_CONTEXT")
-        .env_remove("HAKEEPER_NAMESPACE")
-        .env("NO_COLOR", "1")
         .output()
         .expect("running hakeeper demo");
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -83,4 +68,21 @@ fn the_demo_passes_on_a_real_cluster_and_cleans_up() {
         .unwrap_or_else(|| panic!("no namespace deleted:\n{stdout}"))
         .to_string();
     common::namespace_is_going(std::path::Path::new(&kubeconfig), &namespace).unwrap();
+}
+
+/// `hakeeper demo`, with none of the demo's settings inherited from the environment.
+fn demo() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_hakeeper"));
+    cmd.arg("demo");
+    for var in [
+        "HAKEEPER_STORAGE_DIR",
+        "HAKEEPER_KEEP_RUNNING",
+        "HAKEEPER_KUBECONFIG",
+        "HAKEEPER_CONTEXT",
+        "HAKEEPER_NAMESPACE",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd.env("NO_COLOR", "1");
+    cmd
 }

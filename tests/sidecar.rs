@@ -1089,22 +1089,7 @@ async fn a_persistent_api_error_is_logged_once_and_shown_by_readyz() {
         c.cleanup().await;
         return;
     };
-    let s = SidecarProcess::start(
-        &c,
-        CLUSTER_ID,
-        "errors",
-        &[
-            "--contend",
-            "dispatcher",
-            "--address",
-            "jm:1",
-            "--liveness",
-            "none",
-        ],
-    )
-    .await;
-    let http = http_client();
-    s.leading(&http, "dispatcher").await;
+    let (s, http) = leading_with_contend(&c, "errors").await;
     // The API server cut off: open connections dropped, new ones refused.
     server.faults().partition(Duration::from_secs(30));
     // Long enough for dozens of attempts at the first backoff (100 ms).
@@ -1202,22 +1187,7 @@ async fn an_owner_that_does_not_exist_is_refused_at_start() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lock_deleted_again_and_again_is_recreated_with_backoff_and_lost_state_is_reported() {
     let c = TestCluster::start().await;
-    let s = SidecarProcess::start(
-        &c,
-        CLUSTER_ID,
-        "deleted",
-        &[
-            "--contend",
-            "dispatcher",
-            "--address",
-            "jm:1",
-            "--liveness",
-            "none",
-        ],
-    )
-    .await;
-    let http = http_client();
-    s.leading(&http, "dispatcher").await;
+    let (s, http) = leading_with_contend(&c, "deleted").await;
     // HA state in the lock's ConfigMap, as the dispatcher keeps its job graphs there.
     let api = c.api::<ConfigMap>();
     api.patch(
@@ -1404,4 +1374,26 @@ async fn missing_permissions_are_refused_at_start_and_the_sidecars_own_suffice()
     assert!(!log.contains("forbidden"), "{log}");
     assert!(!log.contains("could not record"), "{log}");
     c.cleanup().await;
+}
+
+/// A sidecar that contends for the dispatcher from the start (`--contend`, no liveness
+/// dependency), once it leads; and an HTTP client for it.
+async fn leading_with_contend(c: &TestCluster, name: &str) -> (SidecarProcess, reqwest::Client) {
+    let s = SidecarProcess::start(
+        c,
+        CLUSTER_ID,
+        name,
+        &[
+            "--contend",
+            "dispatcher",
+            "--address",
+            "jm:1",
+            "--liveness",
+            "none",
+        ],
+    )
+    .await;
+    let http = http_client();
+    s.leading(&http, "dispatcher").await;
+    (s, http)
 }
