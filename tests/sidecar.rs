@@ -1143,30 +1143,21 @@ async fn a_persistent_api_error_is_logged_once_and_shown_by_readyz() {
 #[tokio::test]
 async fn an_owner_that_does_not_exist_is_refused_at_start() {
     let c = TestCluster::start().await;
-    let output = hakeeper()
-        .arg("sidecar")
-        .args(["--cluster-id", CLUSTER_ID, "--namespace", &c.namespace])
-        .args(["--listen", "127.0.0.1:0"])
-        .arg("--kubeconfig")
-        .arg(c.kubeconfig())
-        .args([
+    let stderr = refused_against(
+        &c,
+        c.kubeconfig(),
+        &[
             "--contend",
             "dispatcher",
             "--address",
             "jm:1",
             "--liveness",
             "none",
-        ])
-        .args(["--owner-reference", "ConfigMap/no-such-owner"])
-        .stdin(Stdio::null())
-        .kill_on_drop(true)
-        .output();
-    let output = tokio::time::timeout(Duration::from_secs(10), output)
-        .await
-        .expect("exits")
-        .expect("runs");
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(!output.status.success(), "{stderr}");
+            "--owner-reference",
+            "ConfigMap/no-such-owner",
+        ],
+    )
+    .await;
     assert!(
         stderr.contains("no ConfigMap \"no-such-owner\" exists"),
         "{stderr}"
@@ -1270,29 +1261,19 @@ async fn missing_permissions_are_refused_at_start_and_the_sidecars_own_suffice()
         c.cleanup().await;
         return;
     };
-    let output = hakeeper()
-        .arg("sidecar")
-        .args(["--cluster-id", CLUSTER_ID, "--namespace", &c.namespace])
-        .args(["--listen", "127.0.0.1:0"])
-        .arg("--kubeconfig")
-        .arg(&reader)
-        .args([
+    let stderr = refused_against(
+        &c,
+        &reader,
+        &[
             "--contend",
             "dispatcher",
             "--address",
             "jm:1",
             "--liveness",
             "none",
-        ])
-        .stdin(Stdio::null())
-        .kill_on_drop(true)
-        .output();
-    let output = tokio::time::timeout(Duration::from_secs(10), output)
-        .await
-        .expect("exits")
-        .expect("runs");
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(!output.status.success(), "{stderr}");
+        ],
+    )
+    .await;
     for says in [
         "missing permissions in namespace",
         "watch configmaps (core)",
@@ -1310,21 +1291,7 @@ async fn missing_permissions_are_refused_at_start_and_the_sidecars_own_suffice()
     let text = std::fs::read_to_string(c.kubeconfig()).expect("kubeconfig");
     let wrong = c.path("wrong.kubeconfig");
     std::fs::write(&wrong, common::with_token(&text, "not-a-valid-token")).unwrap();
-    let output = hakeeper()
-        .arg("sidecar")
-        .args(["--cluster-id", CLUSTER_ID, "--namespace", &c.namespace])
-        .args(["--listen", "127.0.0.1:0"])
-        .arg("--kubeconfig")
-        .arg(&wrong)
-        .stdin(Stdio::null())
-        .kill_on_drop(true)
-        .output();
-    let output = tokio::time::timeout(Duration::from_secs(10), output)
-        .await
-        .expect("exits")
-        .expect("runs");
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(!output.status.success(), "{stderr}");
+    let stderr = refused_against(&c, &wrong, &[]).await;
     assert!(stderr.contains("SelfSubjectAccessReview"), "{stderr}");
     assert!(stderr.contains("Unauthorized"), "{stderr}");
     // Exactly the sidecar's permissions: it starts, leads and records its Event.
@@ -1396,4 +1363,26 @@ async fn leading_with_contend(c: &TestCluster, name: &str) -> (SidecarProcess, r
     let http = http_client();
     s.leading(&http, "dispatcher").await;
     (s, http)
+}
+
+/// Start a sidecar of the test namespace with `kubeconfig` and `extra` flags, expecting it to
+/// refuse to start (within 10 s); its standard error.
+async fn refused_against(c: &TestCluster, kubeconfig: &std::path::Path, extra: &[&str]) -> String {
+    let output = hakeeper()
+        .arg("sidecar")
+        .args(["--cluster-id", CLUSTER_ID, "--namespace", &c.namespace])
+        .args(["--listen", "127.0.0.1:0"])
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .args(extra)
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(Duration::from_secs(10), output)
+        .await
+        .expect("exits")
+        .expect("runs");
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(!output.status.success(), "{stderr}");
+    stderr
 }
