@@ -1106,10 +1106,22 @@ async fn a_persistent_api_error_is_logged_once_and_shown_by_readyz() {
     assert!(message.contains("dispatcher: "), "{body}");
     assert!(message.contains("error"), "{body}");
     let log = s.stderr_log();
-    assert_eq!(
-        log.matches("lock watch failed").count(),
-        1,
-        "once per change of error:\n{log}"
+    // Once per change of error: the cut may first cancel the open watch, then refuse new
+    // ones, so there can be a few lines, but never the same error twice in a row; and a
+    // few, not one per attempt (dozens in 4 s at the first backoff).
+    let errors: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("lock watch failed"))
+        .map(|l| l.split(" error=").nth(1).unwrap_or(""))
+        .collect();
+    assert!(
+        (1..=3).contains(&errors.len()),
+        "{} lines:\n{log}",
+        errors.len()
+    );
+    assert!(
+        errors.windows(2).all(|w| w[0] != w[1]),
+        "the same error logged twice in a row:\n{log}"
     );
     // Renewals fail, then acquisitions: each kind of error once, not once per attempt.
     let writes = log.matches("lock write failed").count();
