@@ -1097,7 +1097,7 @@ impl ElectorTask {
                 let cm = ConfigMap {
                     metadata: ObjectMeta {
                         name: Some(self.name.clone()),
-                        labels: Some(self.config.cluster_id.labels()),
+                        labels: Some(self.config.component.lock_labels(&self.config.cluster_id)),
                         annotations: Some(BTreeMap::from([(
                             LEADER_ANNOTATION.to_string(),
                             record.to_annotation(),

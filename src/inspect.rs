@@ -391,12 +391,17 @@ pub async fn collect(
     get_missing(&api, &mut found, fixed).await?;
     let configmaps: Vec<ConfigMap> = found.values().cloned().collect();
     let jobs = referenced_jobs(cluster, &configmaps);
-    let per_job = jobs.iter().flat_map(|job| {
-        [
-            Component::JobManager(job.clone()).configmap_name(cluster),
-            job_configmap_name(cluster, job),
-        ]
-    });
+    // Collected before the await: a lazy iterator with a closure held across it would make
+    // the future not provably `Send`.
+    let per_job: Vec<String> = jobs
+        .iter()
+        .flat_map(|job| {
+            [
+                Component::JobManager(job.clone()).configmap_name(cluster),
+                job_configmap_name(cluster, job),
+            ]
+        })
+        .collect();
     get_missing(&api, &mut found, per_job).await?;
     Ok(found.into_values().collect())
 }
@@ -796,6 +801,7 @@ fn leader_order(name: &LeaderName) -> (u8, String) {
         LeaderName::Component(Component::JobManager(job)) | LeaderName::Job(job) => {
             (3, job.to_string())
         }
+        LeaderName::Component(Component::Operator) => (4, String::new()),
         LeaderName::Unknown(n) => (4, n.clone()),
     }
 }

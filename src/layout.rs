@@ -54,6 +54,9 @@ pub enum Component {
     ResourceManager,
     RestServer,
     JobManager(JobId),
+    /// hakeeper's own operator (`hakeeper-operator-leader`): not a Flink component, never
+    /// parsed from a component name, and its lock carries no HA labels.
+    Operator,
 }
 
 impl Component {
@@ -64,6 +67,22 @@ impl Component {
             Component::ResourceManager => format!("{cluster_id}-resourcemanager-leader"),
             Component::RestServer => format!("{cluster_id}-restserver-leader"),
             Component::JobManager(job) => format!("{cluster_id}-{job}-jobmanager-leader"),
+            Component::Operator => format!("{cluster_id}-operator-leader"),
+        }
+    }
+
+    /// The labels its lock ConfigMap is created with: the cluster's HA labels, except for the
+    /// operator's lock, which must not look like a Flink cluster's HA state.
+    pub fn lock_labels(&self, cluster_id: &ClusterId) -> BTreeMap<String, String> {
+        match self {
+            Component::Operator => BTreeMap::from([
+                ("app.kubernetes.io/name".to_string(), "hakeeper".to_string()),
+                (
+                    "app.kubernetes.io/component".to_string(),
+                    "operator".to_string(),
+                ),
+            ]),
+            _ => cluster_id.labels(),
         }
     }
 }
@@ -94,6 +113,7 @@ impl fmt::Display for Component {
             Component::ResourceManager => f.write_str("resourcemanager"),
             Component::RestServer => f.write_str("restserver"),
             Component::JobManager(job) => write!(f, "jobmanager/{job}"),
+            Component::Operator => f.write_str("operator"),
         }
     }
 }

@@ -16,6 +16,7 @@ pub mod kubeconn;
 pub mod layout;
 pub mod lease;
 pub mod metrics;
+pub mod operator;
 pub mod owner;
 pub mod retrieval;
 pub mod sidecar;

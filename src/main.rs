@@ -17,7 +17,7 @@ use hakeeper::sidecar::listen::{Listen, check_exposure, parse_token};
 use hakeeper::sidecar::liveness::{Liveness, Probe};
 use hakeeper::sidecar::serve;
 use hakeeper::sidecar::{Sidecar, SidecarConfig, StoreSettings};
-use hakeeper::storage::{Location, S3Options};
+use hakeeper::storage::{Location, S3Args};
 use hakeeper::stores::Payloads;
 use hakeeper::telemetry::{self, LogFormat};
 
@@ -61,6 +61,14 @@ enum Command {
     /// Show a cluster's HA state, read-only: leaders and their leases, jobs with their graph,
     /// checkpoints and counter, and how full each HA ConfigMap is.
     Inspect(InspectArgs),
+    /// Watch every HA ConfigMap (hakeeper's and stock Flink's): alert on leader changes, lost
+    /// leaders, stalled checkpoints and dangling handles; collect orphaned payloads.
+    Operator(Box<hakeeper::operator::cmd::OperatorArgs>),
+    /// List a cluster's orphaned payloads (unreferenced, older than the grace period), and
+    /// with --delete delete them.
+    Gc(hakeeper::operator::cmd::GcArgs),
+    /// Remove a cluster that is gone for good: its payloads, then its HA ConfigMaps.
+    Cleanup(hakeeper::operator::cmd::CleanupArgs),
     /// Decode a store entry's value (base64 of a Java-serialized Flink state handle) and
     /// print it as JSON.
     Decode(DecodeArgs),
@@ -158,6 +166,25 @@ enum BenchCommand {
     /// Latency (p50/p99) and throughput of adding checkpoints: a raw storage put, the
     /// library, and the sidecar's API, over the given storage and the embedded API server.
     Checkpoints(CheckpointBenchArgs),
+    /// Change-to-alert latency (webhook and Event), missed and duplicate alerts, memory and
+    /// CPU of a `hakeeper operator` process watching N clusters on the embedded API server.
+    Operator(OperatorBenchArgs),
+}
+
+#[derive(Debug, Args)]
+struct OperatorBenchArgs {
+    /// Flink clusters, each with 3 component locks and 2 job locks
+    #[arg(long, env = "HAKEEPER_CLUSTERS", default_value_t = 1000)]
+    clusters: usize,
+    /// Leader changes injected per second
+    #[arg(long, env = "HAKEEPER_RATE", default_value_t = 20.0)]
+    rate: f64,
+    /// Leader changes injected in all
+    #[arg(long, env = "HAKEEPER_CHANGES", default_value_t = 600)]
+    changes: usize,
+    /// How long to measure CPU at rest
+    #[arg(long, env = "HAKEEPER_REST", default_value = "20s", value_parser = parse_duration)]
+    rest: Duration,
 }
 
 #[derive(Debug, Args)]
@@ -338,37 +365,6 @@ struct StorageArgs {
     max_payload_bytes: u64,
 }
 
-/// S3 settings beyond the default credential chain (environment, web identity, pod
-/// identity, profiles, instance metadata).
-#[derive(Debug, Args)]
-struct S3Args {
-    /// Endpoint of an S3-compatible server (MinIO, ...) [default: AWS]
-    #[arg(long, env = "HAKEEPER_S3_ENDPOINT")]
-    s3_endpoint: Option<String>,
-    /// Address buckets by path (`endpoint/bucket/key`), as MinIO needs
-    #[arg(long, env = "HAKEEPER_S3_PATH_STYLE")]
-    s3_path_style: bool,
-    /// Region [default: from the AWS configuration chain]
-    #[arg(long, env = "HAKEEPER_S3_REGION")]
-    s3_region: Option<String>,
-    /// Static access key (with --s3-secret-key) instead of the credential chain
-    #[arg(
-        long,
-        env = "HAKEEPER_S3_ACCESS_KEY",
-        hide_env_values = true,
-        requires = "s3_secret_key"
-    )]
-    s3_access_key: Option<String>,
-    /// Static secret key; prefer the environment variable over the flag
-    #[arg(
-        long,
-        env = "HAKEEPER_S3_SECRET_KEY",
-        hide_env_values = true,
-        requires = "s3_access_key"
-    )]
-    s3_secret_key: Option<String>,
-}
-
 impl SidecarArgs {
     /// Fill in, from `--flink-conf`, every setting that was left at its default (neither a
     /// flag nor an environment variable gave it). Precedence: flag, environment, the Flink
@@ -483,18 +479,6 @@ impl SidecarArgs {
     }
 }
 
-impl S3Args {
-    fn options(&self) -> S3Options {
-        S3Options {
-            endpoint: self.s3_endpoint.clone(),
-            path_style: self.s3_path_style,
-            region: self.s3_region.clone(),
-            access_key: self.s3_access_key.clone(),
-            secret_key: self.s3_secret_key.clone(),
-        }
-    }
-}
-
 impl StorageArgs {
     async fn settings(&self, cluster: &ClusterId) -> anyhow::Result<Option<StoreSettings>> {
         let Some(dir) = &self.storage_dir else {
@@ -606,8 +590,29 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Demo(args) => demo(args).await,
         Command::Inspect(args) => inspect(args).await,
         Command::Decode(args) => decode(args),
+        Command::Operator(args) => {
+            let signals = ShutdownSignals::install()?;
+            let shutdown = async move {
+                let _ = signals.wait().await;
+            };
+            Ok(hakeeper::operator::cmd::operator(*args, shutdown).await?)
+        }
+        Command::Gc(args) => Ok(hakeeper::operator::cmd::gc(args).await?),
+        Command::Cleanup(args) => Ok(hakeeper::operator::cmd::cleanup(args).await?),
         Command::Bench(BenchCommand::Failover(args)) => bench_failover(args).await,
         Command::Bench(BenchCommand::Checkpoints(args)) => bench_checkpoints(args).await,
+        Command::Bench(BenchCommand::Operator(args)) => {
+            let params = hakeeper::bench::operator::OperatorBenchParams {
+                exe: std::env::current_exe().context("locating the hakeeper binary")?,
+                clusters: args.clusters.max(1),
+                rate: args.rate,
+                changes: args.changes,
+                rest: args.rest,
+            };
+            let report = hakeeper::bench::operator::run(params.clone()).await?;
+            print!("{}", hakeeper::bench::operator::render(&params, &report));
+            Ok(())
+        }
         Command::DemoJobmanager(a) => Ok(hakeeper::demo::jobmanager_process(
             a.sidecar,
             a.name,

@@ -12,6 +12,7 @@ use crate::{Error, Result};
 
 pub mod checkpoints;
 pub mod clients;
+pub mod operator;
 
 /// Counts the requests a client sends (a watch counts once, when it is opened).
 #[derive(Clone, Default)]

@@ -30,9 +30,11 @@ use std::time::SystemTime;
 use bytes::Bytes;
 use futures::future::BoxFuture;
 
+pub mod args;
 mod file;
 mod s3;
 
+pub use args::S3Args;
 pub use file::FileStore;
 pub use s3::{S3Options, S3Store};
 
