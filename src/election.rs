@@ -20,7 +20,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Api;
 use kube::api::PostParams;
 use kube::runtime::watcher;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use uuid::Uuid;
@@ -29,7 +29,7 @@ use crate::layout::{ClusterId, Component, KEY_ADDRESS, KEY_SESSION_ID, OwnerRef}
 use crate::lease::{LEADER_ANNOTATION, LeaderRecord, RecordError, Timings, Verdict, judge};
 
 /// Where the current leader can be reached: the `address` and `sessionId` data keys.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct LeaderInfo {
     pub address: String,

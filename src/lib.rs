@@ -43,6 +43,10 @@ pub enum Error {
     /// A value given on the command line, in the environment or in a file is not acceptable.
     #[error("invalid configuration: {0}")]
     Config(String),
+    /// The command will not do what was asked, for the reason given (e.g. `cleanup` of a
+    /// cluster that still has live leaders).
+    #[error("{0}")]
+    Refused(String),
     /// Stored state could not be (de)serialized.
     #[error("{context}: {source}")]
     Json {

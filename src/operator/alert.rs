@@ -6,13 +6,9 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-/// A component's leader as its ConfigMap publishes it.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Leader {
-    pub address: String,
-    pub session_id: String,
-}
+/// A component's leader as its ConfigMap publishes it (`address`, `sessionId`): the same
+/// type the sidecar's followers report.
+pub use crate::election::LeaderInfo as Leader;
 
 impl std::fmt::Display for Leader {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -270,11 +266,13 @@ impl Alert {
         a
     }
 
+    #[allow(clippy::too_many_arguments)]
     pub fn orphans(
         subject: &Subject,
         found: usize,
         bytes: u64,
         deleted: usize,
+        gc: bool,
         id_suffix: &str,
         observed_at: &str,
     ) -> Alert {
@@ -285,10 +283,17 @@ impl Alert {
             subject.cluster
         );
         let mut a = Alert::base(AlertKind::OrphansCollected, subject, id, observed_at);
-        a.message = if deleted > 0 {
-            format!("deleted {deleted} orphaned payload(s), {bytes} bytes")
-        } else {
-            format!("{found} orphaned payload(s), {bytes} bytes (not deleted: --gc is off)")
+        a.message = match (deleted, gc) {
+            (0, false) => {
+                format!("{found} orphaned payload(s), {bytes} bytes (not deleted: --gc is off)")
+            }
+            (0, true) => format!(
+                "{found} orphaned payload(s), {bytes} bytes, none deleted (referenced again on a fresh read, a handle could not be decoded, or the deletes failed)"
+            ),
+            (d, _) if d < found => format!(
+                "deleted {d} of {found} orphaned payload(s), {bytes} bytes; kept the rest (referenced again, or the deletes failed)"
+            ),
+            (d, _) => format!("deleted {d} orphaned payload(s), {bytes} bytes"),
         };
         a.details = json!({ "found": found, "deleted": deleted, "bytes": bytes });
         a

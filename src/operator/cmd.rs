@@ -262,10 +262,10 @@ pub async fn operator(
             checkpoint_stall_after: args.checkpoint_stall_after,
         },
         channels: ChannelSettings {
+            http: super::deliver::http_client(args.alert_timeout).map_err(Error::Config)?,
             webhooks: args.alert_webhook.clone(),
             webhook_token_file: args.alert_webhook_token_file.clone(),
             alertmanager: args.alertmanager_url.clone(),
-            timeout: args.alert_timeout,
             attempts: args.alert_attempts,
             queue: args.alert_queue as usize,
             alertmanager_resend: Duration::from_secs(60),

@@ -18,16 +18,26 @@ use tokio::task::JoinSet;
 use super::alert::{Alert, alertmanager_alert, alertmanager_labels};
 use super::metrics;
 
+/// The HTTP client of the webhook and Alertmanager channels (rustls), with `timeout` per
+/// request. Built once at start, where a failure is a start-up error.
+pub fn http_client(timeout: Duration) -> Result<reqwest::Client, String> {
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .connect_timeout(timeout)
+        .build()
+        .map_err(|e| format!("building the HTTP client for alerts: {e}"))
+}
+
 /// Where alerts go besides Events.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct ChannelSettings {
+    /// From [`http_client`].
+    pub http: reqwest::Client,
     pub webhooks: Vec<String>,
     /// A file holding a bearer token for the webhooks (read at each delivery, so a rotated
     /// Secret is picked up).
     pub webhook_token_file: Option<PathBuf>,
     pub alertmanager: Option<String>,
-    /// Per-request timeout.
-    pub timeout: Duration,
     /// Attempts per alert and receiver, the first included.
     pub attempts: u32,
     /// Queue length per channel.
@@ -45,6 +55,8 @@ pub struct ChannelSettings {
 struct Delivery {
     alert: Arc<Alert>,
     reference: Option<ObjectReference>,
+    /// Sent again from the outbox by a new leader: another replica may have recorded it.
+    resent: bool,
     remaining: Arc<AtomicUsize>,
     done: mpsc::UnboundedSender<String>,
 }
@@ -75,11 +87,7 @@ impl Channels {
     ) -> Channels {
         let mut tasks = JoinSet::new();
         let mut queues = Vec::new();
-        let http = reqwest::Client::builder()
-            .timeout(settings.timeout)
-            .connect_timeout(settings.timeout)
-            .build()
-            .expect("an HTTP client with rustls builds");
+        let http = settings.http.clone();
         if settings.events {
             let (tx, rx) = mpsc::channel(settings.queue);
             tasks.spawn(events_task(client, identity.to_string(), rx));
@@ -120,6 +128,33 @@ impl Channels {
     /// Hand `alert` to every channel without waiting.
     pub fn send(&self, alert: Alert, reference: Option<ObjectReference>) {
         metrics::get().alert(&alert);
+        self.hand_out(alert, reference, false);
+    }
+
+    /// Hand an alert from a previous leader's outbox to every channel again (same id).
+    pub fn resend(&self, alert: Alert, reference: Option<ObjectReference>) {
+        self.hand_out(alert, reference, true);
+    }
+
+    /// Tell Alertmanager again about a condition that still fires (at the start of a term:
+    /// the previous leader's channel re-sent it every minute). Other channels already have it.
+    pub fn refire(&self, alert: Alert) {
+        let Some((_, queue)) = self.queues.iter().find(|(n, _)| n == "alertmanager") else {
+            return;
+        };
+        let delivery = Arc::new(Delivery {
+            alert: Arc::new(alert),
+            reference: None,
+            resent: true,
+            remaining: Arc::new(AtomicUsize::new(1)),
+            done: self.done.clone(),
+        });
+        if queue.try_send(delivery).is_err() {
+            metrics::get().dropped("alertmanager");
+        }
+    }
+
+    fn hand_out(&self, alert: Alert, reference: Option<ObjectReference>, resent: bool) {
         if self.queues.is_empty() {
             let _ = self.done.send(alert.id.clone());
             return;
@@ -127,6 +162,7 @@ impl Channels {
         let delivery = Arc::new(Delivery {
             alert: Arc::new(alert),
             reference,
+            resent,
             remaining: Arc::new(AtomicUsize::new(self.queues.len())),
             done: self.done.clone(),
         });
@@ -188,28 +224,41 @@ async fn events_task(
     identity: String,
     mut rx: mpsc::Receiver<Arc<Delivery>>,
 ) {
+    use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+    let recorder = Recorder::new(
+        client.clone(),
+        Reporter {
+            controller: "hakeeper-operator".into(),
+            instance: Some(cut(&identity, 128)),
+        },
+    );
     let mut failing = Failing::default();
     while let Some(d) = rx.recv().await {
         if let Some(reference) = &d.reference {
-            let event = alert_event(&d.alert, reference, &identity, jiff::Timestamp::now());
-            let api: kube::Api<k8s_openapi::api::events::v1::Event> = kube::Api::namespaced(
-                client.clone(),
-                reference.namespace.as_deref().unwrap_or("default"),
-            );
+            let alert = &d.alert;
+            let action = event_action(alert);
             let started = std::time::Instant::now();
-            match tokio::time::timeout(
-                Duration::from_secs(10),
-                api.create(&kube::api::PostParams::default(), &event),
-            )
-            .await
+            // A re-sent alert that the previous leader recorded already stays one Event.
+            if d.resent && recorded(&client, reference, &action).await {
+                metrics::get().delivered("events", started, true);
+                d.finish();
+                continue;
+            }
+            let event = Event {
+                type_: if alert.is_warning() {
+                    EventType::Warning
+                } else {
+                    EventType::Normal
+                },
+                reason: alert.kind.as_str().into(),
+                note: Some(truncate(&alert.message, 1000)),
+                action,
+                secondary: None,
+            };
+            match tokio::time::timeout(Duration::from_secs(10), recorder.publish(&event, reference))
+                .await
             {
-                Ok(Ok(_)) => {
-                    failing.ok("events");
-                    metrics::get().delivered("events", started, true);
-                }
-                // This alert's Event exists already (a re-send after a failover, or of the
-                // outbox at the start of a term): recorded, once.
-                Ok(Err(kube::Error::Api(s))) if s.code == 409 => {
+                Ok(Ok(())) => {
                     failing.ok("events");
                     metrics::get().delivered("events", started, true);
                 }
@@ -227,51 +276,41 @@ async fn events_task(
     }
 }
 
-/// The `events.k8s.io` Event of `alert` on `reference`. Its name comes from the alert's id
-/// (`<configmap>.<hash of the id>`), the same on every replica, so that an alert sent again
-/// (delivery is at least once) is one Event, not one per replica that sent it; a different
-/// happening on the same ConfigMap is an Event of its own.
-fn alert_event(
-    alert: &Alert,
-    reference: &ObjectReference,
-    identity: &str,
-    now: jiff::Timestamp,
-) -> k8s_openapi::api::events::v1::Event {
-    use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
-    let suffix = format!(".{:016x}", super::stable_hash(&[&alert.id]));
-    // A DNS subdomain of at most 253 characters; the ConfigMap's name is one already.
-    let base = reference.name.as_deref().unwrap_or("hakeeper-operator");
-    let base = base[..base.len().min(253 - suffix.len())].trim_end_matches(['-', '.']);
-    k8s_openapi::api::events::v1::Event {
-        metadata: kube::api::ObjectMeta {
-            name: Some(format!("{base}{suffix}")),
-            namespace: reference.namespace.clone(),
-            ..Default::default()
-        },
-        action: Some("Alert".into()),
-        reason: Some(alert.kind.as_str().into()),
-        note: Some(truncate(&alert.message, 1000)),
-        event_time: Some(MicroTime(now)),
-        regarding: Some(reference.clone()),
-        reporting_controller: Some("hakeeper-operator".into()),
-        // At most 128 bytes (the API server's limit), cut at a character boundary.
-        reporting_instance: Some({
-            let mut end = identity.len().min(128);
-            while !identity.is_char_boundary(end) {
-                end -= 1;
-            }
-            identity[..end].to_string()
-        }),
-        type_: Some(
-            if alert.is_warning() {
-                "Warning"
-            } else {
-                "Normal"
-            }
-            .into(),
-        ),
-        ..Default::default()
+/// The Event's `action`. kube's `Recorder` folds Events with the same type, reason and
+/// action on an object into one series, whatever their notes; so the action names the
+/// happening (a hash of the alert id): a repeat of one alert counts up in its series, a
+/// different change on the same ConfigMap is an Event of its own.
+fn event_action(alert: &Alert) -> String {
+    format!("Alert{:016x}", super::stable_hash(&[&alert.id]))
+}
+
+/// Whether an Event with `action` about `reference` exists (a failed lookup says no: at worst
+/// the alert is recorded twice).
+async fn recorded(client: &kube::Client, reference: &ObjectReference, action: &str) -> bool {
+    let api: kube::Api<k8s_openapi::api::events::v1::Event> = kube::Api::namespaced(
+        client.clone(),
+        reference.namespace.as_deref().unwrap_or("default"),
+    );
+    let params = kube::api::ListParams::default().fields(&format!(
+        "regarding.name={}",
+        reference.name.as_deref().unwrap_or_default()
+    ));
+    match tokio::time::timeout(Duration::from_secs(10), api.list(&params)).await {
+        Ok(Ok(list)) => list
+            .items
+            .iter()
+            .any(|e| e.action.as_deref() == Some(action)),
+        _ => false,
     }
+}
+
+/// `s` cut to at most `max` bytes at a character boundary.
+fn cut(s: &str, max: usize) -> String {
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s[..end].to_string()
 }
 
 fn truncate(s: &str, max: usize) -> String {
@@ -457,16 +496,9 @@ mod tests {
     }
 
     #[test]
-    fn an_alert_is_one_event_whoever_sends_it() {
+    fn one_alert_is_one_event_series_and_another_change_its_own() {
         use super::super::alert::{Leader, Subject};
-        let reference = ObjectReference {
-            api_version: Some("v1".into()),
-            kind: Some("ConfigMap".into()),
-            name: Some("rta-dispatcher-leader".into()),
-            namespace: Some("flink".into()),
-            ..Default::default()
-        };
-        let change = |session: &str| {
+        let change = |session: &str, observed: &str| {
             Alert::leader_changed(
                 &Subject {
                     namespace: "flink".into(),
@@ -479,34 +511,21 @@ mod tests {
                     address: "a".into(),
                     session_id: session.into(),
                 },
-                "t",
+                observed,
                 false,
             )
         };
-        let now = jiff::Timestamp::now();
-        let one = alert_event(&change("s1"), &reference, "replica-a", now);
-        let again = alert_event(&change("s1"), &reference, "replica-b", now);
-        let other = alert_event(&change("s2"), &reference, "replica-a", now);
-        assert_eq!(one.metadata.name, again.metadata.name);
-        assert_ne!(one.metadata.name, other.metadata.name);
-        assert!(
-            one.metadata
-                .name
-                .as_deref()
-                .unwrap()
-                .starts_with("rta-dispatcher-leader.")
+        assert_eq!(
+            event_action(&change("s1", "t1")),
+            event_action(&change("s1", "t2"))
         );
-        assert_eq!(one.type_.as_deref(), Some("Normal"));
-        assert_eq!(one.reason.as_deref(), Some("LeaderChanged"));
-        let long = ObjectReference {
-            name: Some(format!("{}-x", "a".repeat(250))),
-            ..reference
-        };
-        let name = alert_event(&change("s1"), &long, "r", now)
-            .metadata
-            .name
-            .unwrap();
-        assert!(name.len() <= 253, "{}", name.len());
+        assert_ne!(
+            event_action(&change("s1", "t1")),
+            event_action(&change("s2", "t1"))
+        );
+        assert!(event_action(&change("s1", "t1")).len() <= 128);
+        assert_eq!(cut("héllo", 2), "h");
+        assert_eq!(cut("abc", 128), "abc");
     }
 
     #[test]

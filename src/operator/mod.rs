@@ -235,7 +235,7 @@ async fn lead(
     // Alerts a previous leader decided but may not have delivered: again, same ids.
     for a in term.outbox.clone() {
         let reference = term.reference(&a);
-        term.channels.send(a, reference);
+        term.channels.resend(a, reference);
     }
     // The first pass: every cluster in the cache. News now is late news.
     cache.take_dirty();
@@ -248,6 +248,9 @@ async fn lead(
     }
     term.tracker.end_initial_pass();
     term.commit(alerts).await;
+    for a in term.tracker.open_conditions(jiff::Timestamp::now()) {
+        term.channels.refire(a);
+    }
 
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -402,6 +405,7 @@ impl Term<'_> {
                     gc.orphans.len(),
                     bytes,
                     gc.deleted.len(),
+                    self.config.gc,
                     &suffix,
                     &now.to_string(),
                 ));

@@ -49,6 +49,17 @@ pub fn undecodable_handles(report: &Report) -> Vec<String> {
 /// Paths not under it are returned second (reported, never touched). `None` when no handle
 /// names the cluster's directory.
 pub fn ha_dir(cluster: &ClusterId, paths: &BTreeSet<String>) -> (Option<Location>, Vec<String>) {
+    let votes = candidate_dirs(cluster, paths);
+    let dir = votes
+        .iter()
+        .max_by_key(|(d, n)| (**n, std::cmp::Reverse((*d).clone())))
+        .and_then(|(d, _)| Location::parse(d).ok());
+    let outside = outside_of(dir.as_ref(), paths);
+    (dir, outside)
+}
+
+/// Every directory ending in `/<cluster-id>` that a handle points into, with how many do.
+pub fn candidate_dirs(cluster: &ClusterId, paths: &BTreeSet<String>) -> BTreeMap<String, usize> {
     let segment = format!("/{cluster}/");
     let mut votes: BTreeMap<String, usize> = BTreeMap::new();
     for p in paths {
@@ -58,12 +69,7 @@ pub fn ha_dir(cluster: &ClusterId, paths: &BTreeSet<String>) -> (Option<Location
                 .or_default() += 1;
         }
     }
-    let dir = votes
-        .iter()
-        .max_by_key(|(d, n)| (**n, std::cmp::Reverse((*d).clone())))
-        .and_then(|(d, _)| Location::parse(d).ok());
-    let outside = outside_of(dir.as_ref(), paths);
-    (dir, outside)
+    votes
 }
 
 /// The paths not under `dir` (all of them when there is no directory).
@@ -396,12 +402,21 @@ pub async fn cleanup(
     let report = inspect::build(cluster, &configmaps, jiff::Timestamp::now());
     let live = live_leaders(&report);
     if !live.is_empty() && !force {
-        return Err(crate::Error::Config(format!(
+        return Err(crate::Error::Refused(format!(
             "cluster {cluster} in namespace {namespace} still has live leaders: {}; stop its JobManagers first, or pass --force",
             live.join(", ")
         )));
     }
     let referenced = referenced_paths(&report);
+    // Everything under the directory is deleted: never on a majority vote of handles that
+    // anyone who can write the ConfigMaps can cast.
+    let candidates = candidate_dirs(cluster, &referenced);
+    if storage_dir.is_none() && candidates.len() > 1 {
+        return Err(crate::Error::Refused(format!(
+            "the handles of cluster {cluster} point into more than one directory ({}); pass --storage-dir to say which HA directory to empty",
+            candidates.keys().cloned().collect::<Vec<_>>().join(", ")
+        )));
+    }
     let (derived, _) = ha_dir(cluster, &referenced);
     let dir = resolve_dir(storage_dir, cluster, derived);
     // Outside the directory collected here, which `--storage-dir` may have chosen.
@@ -418,6 +433,8 @@ pub async fn cleanup(
                 .delete(&object.location)
                 .await
                 .map_err(storage_error)?;
+            // Said as it happens: a cleanup that fails later has still done this.
+            tracing::info!(payload = %object.location, bytes = object.size, "deleted");
             out.payload_bytes += object.size;
             out.payloads_deleted.push(object.location.to_string());
         }
@@ -585,6 +602,26 @@ mod tests {
             ha_dir(&cluster(), &paths(&["s3://b/rta-2/completedCheckpoint1"])).0,
             None,
             "rta-2 is another cluster"
+        );
+    }
+
+    #[test]
+    fn every_directory_a_handle_points_into_is_a_candidate() {
+        let votes = candidate_dirs(
+            &cluster(),
+            &paths(&[
+                "s3://b/flink/ha/rta/submittedJobGraph1",
+                "s3://b/flink/ha/rta/completedCheckpoint2",
+                "s3://b/team-b/rta/completedCheckpoint3",
+                "s3://b/elsewhere/completedCheckpoint4",
+            ]),
+        );
+        assert_eq!(
+            votes,
+            BTreeMap::from([
+                ("s3://b/flink/ha/rta".to_string(), 2),
+                ("s3://b/team-b/rta".to_string(), 1)
+            ])
         );
     }
 

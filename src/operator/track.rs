@@ -170,6 +170,9 @@ struct Follow {
     seen: ComponentSeen,
     /// Since when it has had no live leader.
     leaderless_since: Option<Timestamp>,
+    /// The leader alerted before an open `LeaderLost` episode, once a new one is recorded
+    /// (the `from` of the `LeaderRestored` that ends it).
+    before_outage: Option<Leader>,
 }
 
 #[derive(Debug, Clone)]
@@ -319,9 +322,13 @@ impl Tracker {
                 cluster: key.cluster.clone(),
                 configmap: c.configmap.clone(),
             };
+            let mut prior = None;
             if let Some(to) = &c.leader {
                 let last = state.leaders.get(&c.component);
                 if last != Some(to) {
+                    if state.lost.contains_key(&c.component) {
+                        prior = last.cloned();
+                    }
                     if !(self.first_start && self.initial) {
                         alerts.push(Alert::leader_changed(
                             &subject,
@@ -340,8 +347,12 @@ impl Tracker {
             let entry = follow.components.entry(name).or_insert_with(|| Follow {
                 seen: c.clone(),
                 leaderless_since: None,
+                before_outage: None,
             });
             entry.seen = c;
+            if entry.before_outage.is_none() {
+                entry.before_outage = prior;
+            }
         }
 
         let present_jobs: BTreeSet<&str> = seen.jobs.iter().map(|j| j.job.as_str()).collect();
@@ -433,6 +444,56 @@ impl Tracker {
         alerts
     }
 
+    /// The conditions an earlier leader alerted that have not resolved (lost leaders,
+    /// dangling handles), as firing alerts with their original ids: a new leader tells
+    /// Alertmanager again, which otherwise resolves what it stops hearing about.
+    pub fn open_conditions(&self, now: Timestamp) -> Vec<Alert> {
+        let now_text = now.to_string();
+        let mut alerts = Vec::new();
+        for (key, follow) in &self.clusters {
+            let Some(state) = self.persisted.get(key) else {
+                continue;
+            };
+            for (name, episode) in &state.lost {
+                let Some(f) = follow.components.get(name) else {
+                    continue;
+                };
+                let since = Timestamp::from_millisecond(*episode as i64).unwrap_or(now);
+                alerts.push(Alert::leader_lost(
+                    &Subject {
+                        namespace: key.namespace.clone(),
+                        cluster: key.cluster.clone(),
+                        configmap: f.seen.configmap.clone(),
+                    },
+                    name,
+                    state.leaders.get(name).cloned(),
+                    None,
+                    secs_between(since, now),
+                    *episode,
+                    &now_text,
+                ));
+            }
+            for (id, path) in &state.dangling {
+                let Some((configmap, key_name)) = id.split_once('/') else {
+                    continue;
+                };
+                alerts.push(Alert::dangling(
+                    &Subject {
+                        namespace: key.namespace.clone(),
+                        cluster: key.cluster.clone(),
+                        configmap: configmap.to_string(),
+                    },
+                    key_name,
+                    path,
+                    "is missing or of another size than recorded",
+                    false,
+                    &now_text,
+                ));
+            }
+        }
+        alerts
+    }
+
     /// Re-judge every cluster's timers (lost leaders, stalled checkpoints) at `now`.
     pub fn tick(&mut self, now: Timestamp) -> Vec<Alert> {
         let keys: Vec<ClusterKey> = self.clusters.keys().cloned().collect();
@@ -467,10 +528,14 @@ impl Tracker {
                 f.leaderless_since = None;
                 if let Some(episode) = state.lost.remove(name) {
                     let since = Timestamp::from_millisecond(episode as i64).unwrap_or(now);
+                    let from = f
+                        .before_outage
+                        .take()
+                        .or_else(|| state.leaders.get(name).cloned());
                     alerts.push(Alert::leader_lost(
                         &subject,
                         name,
-                        state.leaders.get(name).cloned(),
+                        from,
                         f.seen.leader.clone(),
                         secs_between(since, now),
                         episode,
@@ -726,11 +791,23 @@ mod tests {
         let back = t.observe(cluster(Some(1), 61), at(61));
         assert_eq!(kinds(&back), vec![(AlertKind::LeaderRestored, false)]);
         assert!(back[0].resolved);
+        assert_eq!(back[0].from, Some(leader(1)));
         // A second outage is a new episode with its own id.
         t.observe(cluster(None, 70), at(70));
         let again = t.tick(at(100));
         assert_eq!(kinds(&again), vec![(AlertKind::LeaderLost, false)]);
         assert_ne!(again[0].id, lost[0].id);
+        // Restored by another leader: from the one before the outage to the new one.
+        let other = t.observe(cluster(Some(2), 101), at(101));
+        assert_eq!(
+            kinds(&other),
+            vec![
+                (AlertKind::LeaderChanged, false),
+                (AlertKind::LeaderRestored, false)
+            ]
+        );
+        assert_eq!(other[1].from, Some(leader(1)));
+        assert_eq!(other[1].to, Some(leader(2)));
     }
 
     #[test]
@@ -761,6 +838,10 @@ mod tests {
             .collect();
         let mut next = Tracker::new(settings(), Some(persisted));
         assert!(next.observe(cluster(None, 1), at(50)).is_empty());
+        let open = next.open_conditions(at(50));
+        assert_eq!(open.len(), 1);
+        assert_eq!(open[0].kind, AlertKind::LeaderLost);
+        assert_eq!(open[0].from, Some(leader(1)));
         assert!(next.tick(at(200)).is_empty(), "already alerted");
         let back = next.observe(cluster(Some(2), 201), at(201));
         assert_eq!(
