@@ -12,6 +12,9 @@ pub mod process;
 pub mod s3;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
 
 use hakeeper::apiserver::{DevServer, DevServerConfig};
 use k8s_openapi::api::core::v1::Namespace;
@@ -230,9 +233,30 @@ pub async fn gated_client(
     closed: tokio::sync::watch::Receiver<bool>,
 ) -> kube::Client {
     let config = server.kube_config().await.expect("config");
+    held_client(config, Closed(closed))
+}
+
+/// When a [`held_client`] sends a request on, and hands its response back.
+pub trait Hold: Send + Sync + 'static {
+    /// Resolves when `req` may go out (an error fails it). Called as the request is made.
+    fn before(
+        &self,
+        req: &http::Request<kube::client::Body>,
+    ) -> BoxFuture<'static, Result<(), tower::BoxError>>;
+
+    /// Resolves when the response may be handed back.
+    fn after(&self) -> BoxFuture<'static, ()> {
+        Box::pin(async {})
+    }
+}
+
+/// A client whose requests `hold` holds; a held request is sent when `hold` lets it, even if
+/// its caller has given up waiting.
+pub fn held_client(config: kube::Config, hold: impl Hold) -> kube::Client {
+    let hold: Arc<dyn Hold> = Arc::new(hold);
     let layer = tower::layer::layer_fn(move |service| Gate {
         inner: tower::buffer::Buffer::new(service, 1024),
-        closed: closed.clone(),
+        hold: hold.clone(),
     });
     kube::client::ClientBuilder::try_from(config)
         .expect("client builder")
@@ -243,7 +267,28 @@ pub async fn gated_client(
 #[derive(Clone)]
 pub struct Gate<S> {
     inner: S,
-    closed: tokio::sync::watch::Receiver<bool>,
+    hold: Arc<dyn Hold>,
+}
+
+/// A gate, closed while the value is `true`: requests and responses wait for it to open.
+struct Closed(tokio::sync::watch::Receiver<bool>);
+
+impl Hold for Closed {
+    fn before(
+        &self,
+        _: &http::Request<kube::client::Body>,
+    ) -> BoxFuture<'static, Result<(), tower::BoxError>> {
+        let open = self.after();
+        Box::pin(async move {
+            open.await;
+            Ok(())
+        })
+    }
+
+    fn after(&self) -> BoxFuture<'static, ()> {
+        let mut closed = self.0.clone();
+        Box::pin(async move { wait_open(&mut closed).await })
+    }
 }
 
 async fn wait_open(closed: &mut tokio::sync::watch::Receiver<bool>) {
@@ -280,12 +325,15 @@ where
     fn call(&mut self, req: http::Request<kube::client::Body>) -> Self::Future {
         use tower::ServiceExt;
         let inner = self.inner.clone();
-        let mut closed = self.closed.clone();
+        let hold = self.hold.clone();
+        let before = hold.before(&req);
         let (tx, rx) = tokio::sync::oneshot::channel();
         tokio::spawn(async move {
-            wait_open(&mut closed).await;
-            let result = inner.oneshot(req).await.map_err(Into::into);
-            wait_open(&mut closed).await;
+            let result = match before.await {
+                Ok(()) => inner.oneshot(req).await.map_err(Into::into),
+                Err(e) => Err(e),
+            };
+            hold.after().await;
             let _ = tx.send(result);
         });
         Box::pin(async move {

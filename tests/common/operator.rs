@@ -3,28 +3,26 @@
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
-use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use serde_json::Value;
-use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::io::BufReader;
 use tokio::process::{Child, ChildStdout};
 
 use super::TestCluster;
-use super::process::{STARTUP, hakeeper};
+use super::process::{eventually, show_stderr_if_failing, start_child};
 
-/// Short lock timings for the operator's own election.
-pub const OPERATOR_TIMINGS: [&str; 6] = [
-    "--lease-duration",
-    "2s",
-    "--renew-deadline",
-    "1500ms",
-    "--retry-period",
-    "400ms",
-];
+/// How long the operator may take to show something in its metrics.
+const WAIT: Duration = Duration::from_secs(10);
+
+/// The series `hakeeper_operator_<name>{<label>="<value>",…}`.
+pub fn series(name: &str, labels: &[(&str, &str)]) -> String {
+    let labels: Vec<String> = labels.iter().map(|(k, v)| format!("{k}=\"{v}\"")).collect();
+    format!("hakeeper_operator_{name}{{{}}}", labels.join(","))
+}
 
 /// One `hakeeper operator` child process, watching the test cluster's namespace.
 pub struct OperatorProcess {
@@ -41,49 +39,27 @@ impl OperatorProcess {
     /// Start it with `extra` flags (its namespace, admin address, identity, timings and
     /// kubeconfig are set here; `--no-verify` is not, pass it when no storage is involved).
     pub async fn start(c: &TestCluster, name: &str, extra: &[&str]) -> Self {
-        let identity = format!("{name}-{}", uuid::Uuid::new_v4().simple());
+        let mut args = vec![
+            "--namespace",
+            &c.namespace,
+            "--operator-namespace",
+            &c.namespace,
+            "--admin-listen",
+            "127.0.0.1:0",
+        ];
+        args.extend(extra);
         let stderr = c.path(&format!(
             "operator-{name}-{}.stderr",
             uuid::Uuid::new_v4().simple()
         ));
-        let file = std::fs::File::create(&stderr).expect("stderr file");
-        let mut child = hakeeper()
-            .arg("operator")
-            .args(["--namespace", &c.namespace])
-            .args(["--operator-namespace", &c.namespace])
-            .args(["--admin-listen", "127.0.0.1:0"])
-            .args(["--identity", &identity])
-            .args(["--log", "hakeeper=debug"])
-            .arg("--kubeconfig")
-            .arg(c.kubeconfig())
-            .args(OPERATOR_TIMINGS)
-            .args(extra)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(file)
-            .kill_on_drop(true)
-            .spawn()
-            .expect("spawning hakeeper operator");
-        let mut stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
-        let mut line = String::new();
-        let read = tokio::time::timeout(STARTUP, stdout.read_line(&mut line)).await;
-        assert!(
-            matches!(read, Ok(Ok(n)) if n > 0),
-            "operator {name} did not start: {read:?}\n{}",
-            std::fs::read_to_string(&stderr).unwrap_or_default()
-        );
-        let admin = line
-            .trim()
-            .strip_prefix("hakeeper operator: admin on ")
-            .unwrap_or_else(|| panic!("unexpected first line of operator {name}: {line:?}"))
-            .to_string();
+        let started = start_child(c, "operator", "admin on", name, &args, stderr).await;
         OperatorProcess {
             name: name.to_string(),
-            identity,
-            admin,
-            child,
-            _stdout: stdout,
-            stderr,
+            identity: started.identity,
+            admin: started.address,
+            child: started.child,
+            _stdout: started.stdout,
+            stderr: started.stderr,
         }
     }
 
@@ -121,10 +97,50 @@ impl OperatorProcess {
     pub async fn leads(&self, http: &reqwest::Client) -> bool {
         self.metric(http, "hakeeper_operator_is_leader").await == Some(1.0)
     }
+
+    /// Wait (at most 10 s) until `series` is exported; its value.
+    pub async fn metric_present(&self, http: &reqwest::Client, series: &str) -> f64 {
+        eventually(&format!("{series} exported"), WAIT, || async {
+            self.metric(http, series)
+                .await
+                .ok_or_else(|| "absent".to_string())
+        })
+        .await
+    }
+
+    /// Wait (at most 10 s) until `series` reads `value`.
+    pub async fn metric_becomes(&self, http: &reqwest::Client, series: &str, value: f64) {
+        eventually(&format!("{series} = {value}"), WAIT, || async {
+            match self.metric(http, series).await {
+                Some(v) if v == value => Ok(()),
+                other => Err(format!("{other:?}")),
+            }
+        })
+        .await
+    }
+
+    pub fn assert_no_panic(&self) {
+        let log = self.stderr_log();
+        assert!(
+            !log.contains("panicked"),
+            "operator {} panicked:\n{log}",
+            self.name
+        );
+    }
+
+    pub fn assert_running(&mut self) {
+        assert!(
+            self.child.try_wait().expect("try_wait").is_none(),
+            "operator {} is no longer running:\n{}",
+            self.name,
+            self.stderr_log()
+        );
+    }
 }
 
 impl Drop for OperatorProcess {
     fn drop(&mut self) {
+        show_stderr_if_failing("operator", &self.name, &self.identity, &self.stderr);
         let _ = self.child.start_kill();
     }
 }

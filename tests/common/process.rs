@@ -3,7 +3,7 @@
 //! lines. Children are killed when dropped; a sidecar's stderr is printed if the test fails.
 
 use std::future::Future;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -52,6 +52,90 @@ pub fn signal(child: &Child, signal: &str) {
     assert!(status.success(), "kill {signal} {pid}: {status}");
 }
 
+/// A `hakeeper` child process started by [`start_child`].
+pub struct Started {
+    /// Its `--identity`: `{name}-{random}`.
+    pub identity: String,
+    /// What its first line announced.
+    pub address: String,
+    pub child: Child,
+    /// The rest of its stdout (kept open: the child must not get a broken pipe).
+    pub stdout: BufReader<ChildStdout>,
+    /// The file its stderr goes to.
+    pub stderr: PathBuf,
+}
+
+/// Start `hakeeper <command>` as `name` against the test cluster: a fresh `--identity`, debug
+/// logs to the file `stderr`, the cluster's kubeconfig, [`TIMINGS`], then `args`; and wait (at
+/// most [`STARTUP`]) for its first line, `hakeeper <command>: <announce> ADDRESS`.
+pub async fn start_child(
+    c: &TestCluster,
+    command: &str,
+    announce: &str,
+    name: &str,
+    args: &[&str],
+    stderr: PathBuf,
+) -> Started {
+    let identity = format!("{name}-{}", uuid::Uuid::new_v4().simple());
+    let file = std::fs::File::create(&stderr).expect("stderr file");
+    let mut child = hakeeper()
+        .arg(command)
+        .args(["--identity", &identity])
+        .args(["--log", "hakeeper=debug"])
+        .arg("--kubeconfig")
+        .arg(c.kubeconfig())
+        .args(TIMINGS)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(file)
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawning hakeeper {command}: {e}"));
+    let mut stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
+    let mut line = String::new();
+    let read = tokio::time::timeout(STARTUP, stdout.read_line(&mut line)).await;
+    assert!(
+        matches!(read, Ok(Ok(n)) if n > 0),
+        "{command} {name} did not start: {read:?}\n{}",
+        std::fs::read_to_string(&stderr).unwrap_or_default()
+    );
+    let address = line
+        .trim()
+        .strip_prefix(&format!("hakeeper {command}: {announce} "))
+        .unwrap_or_else(|| panic!("unexpected first line of {command} {name}: {line:?}"))
+        .to_string();
+    Started {
+        identity,
+        address,
+        child,
+        stdout,
+        stderr,
+    }
+}
+
+/// While a test fails (a panic unwinds), print the stderr of its `command` child `name`.
+pub fn show_stderr_if_failing(command: &str, name: &str, identity: &str, stderr: &Path) {
+    if std::thread::panicking() {
+        eprintln!(
+            "----- stderr of {command} {name} ({identity}) -----\n{}----- end -----",
+            std::fs::read_to_string(stderr).unwrap_or_default()
+        );
+    }
+}
+
+/// Wait (at most `within`) for `child` to exit; its status.
+pub async fn exit_within(
+    child: &mut Child,
+    within: Duration,
+    what: &str,
+) -> std::process::ExitStatus {
+    tokio::time::timeout(within, child.wait())
+        .await
+        .unwrap_or_else(|_| panic!("{what} did not exit within {within:?}"))
+        .expect("waiting for a child process")
+}
+
 /// One `hakeeper sidecar` child process.
 pub struct SidecarProcess {
     pub name: String,
@@ -65,46 +149,24 @@ pub struct SidecarProcess {
 
 impl SidecarProcess {
     pub async fn start(c: &TestCluster, cluster_id: &str, name: &str, extra: &[&str]) -> Self {
-        let identity = format!("{name}-{}", uuid::Uuid::new_v4().simple());
+        let mut args = vec![
+            "--cluster-id",
+            cluster_id,
+            "--listen",
+            "127.0.0.1:0",
+            "--namespace",
+            &c.namespace,
+        ];
+        args.extend(extra);
         let stderr = c.path(&format!("sidecar-{name}.stderr"));
-        let file = std::fs::File::create(&stderr).expect("stderr file");
-        let mut child = hakeeper()
-            .arg("sidecar")
-            .args(["--cluster-id", cluster_id])
-            .args(["--listen", "127.0.0.1:0"])
-            .args(["--identity", &identity])
-            .args(["--namespace", &c.namespace])
-            .args(["--log", "hakeeper=debug"])
-            .arg("--kubeconfig")
-            .arg(c.kubeconfig())
-            .args(TIMINGS)
-            .args(extra)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(file)
-            .kill_on_drop(true)
-            .spawn()
-            .expect("spawning hakeeper sidecar");
-        let mut stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
-        let mut line = String::new();
-        let read = tokio::time::timeout(STARTUP, stdout.read_line(&mut line)).await;
-        assert!(
-            matches!(read, Ok(Ok(n)) if n > 0),
-            "sidecar {name} did not start: {read:?}\n{}",
-            std::fs::read_to_string(&stderr).unwrap_or_default()
-        );
-        let base = line
-            .trim()
-            .strip_prefix("hakeeper sidecar: local API on ")
-            .unwrap_or_else(|| panic!("unexpected first line of sidecar {name}: {line:?}"))
-            .to_string();
+        let started = start_child(c, "sidecar", "local API on", name, &args, stderr).await;
         SidecarProcess {
             name: name.to_string(),
-            identity,
-            base,
-            child,
-            _stdout: stdout,
-            stderr,
+            identity: started.identity,
+            base: started.address,
+            child: started.child,
+            _stdout: started.stdout,
+            stderr: started.stderr,
         }
     }
 
@@ -159,14 +221,7 @@ impl SidecarProcess {
 
 impl Drop for SidecarProcess {
     fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!(
-                "----- stderr of sidecar {} ({}) -----\n{}----- end -----",
-                self.name,
-                self.identity,
-                self.stderr_log()
-            );
-        }
+        show_stderr_if_failing("sidecar", &self.name, &self.identity, &self.stderr);
         let _ = self.child.start_kill();
     }
 }

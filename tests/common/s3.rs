@@ -5,7 +5,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 
 use futures::future::BoxFuture;
 use hakeeper::storage::{Location, S3Options};
@@ -25,6 +25,7 @@ pub struct S3Server {
     pub secret_key: String,
     pub addr: SocketAddr,
     list_requests: Arc<AtomicUsize>,
+    deletes_left: Arc<AtomicI64>,
     root: tempfile::TempDir,
     task: Option<tokio::task::JoinHandle<()>>,
 }
@@ -49,10 +50,12 @@ impl S3Server {
         let mut builder = S3ServiceBuilder::new(fs);
         builder.set_auth(s3s::auth::SimpleAuth::from_single(ACCESS_KEY, SECRET_KEY));
         let list_requests = Arc::new(AtomicUsize::new(0));
+        let deletes_left = Arc::new(AtomicI64::new(i64::MAX));
         let service = Quirky {
             inner: builder.build(),
             quirks,
             list_requests: list_requests.clone(),
+            deletes_left: deletes_left.clone(),
         };
 
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -85,6 +88,7 @@ impl S3Server {
             secret_key: SECRET_KEY.to_string(),
             addr,
             list_requests,
+            deletes_left,
             root,
             task: Some(task),
         }
@@ -109,6 +113,12 @@ impl S3Server {
     /// How many ListObjectsV2 requests (pages) the server has answered.
     pub fn list_requests(&self) -> usize {
         self.list_requests.load(Ordering::SeqCst)
+    }
+
+    /// Allow `n` more DELETE requests, then refuse every other with 403 AccessDenied (a
+    /// storage that fails in the middle of a cleanup); `i64::MAX`, as at the start: no limit.
+    pub fn allow_deletes(&self, n: i64) {
+        self.deletes_left.store(n, Ordering::SeqCst);
     }
 
     /// Where s3s-fs keeps the objects (`root/bucket/key`).
@@ -137,6 +147,7 @@ struct Quirky {
     inner: S3Service,
     quirks: Quirks,
     list_requests: Arc<AtomicUsize>,
+    deletes_left: Arc<AtomicI64>,
 }
 
 impl hyper::service::Service<http::Request<hyper::body::Incoming>> for Quirky {
@@ -154,17 +165,35 @@ impl hyper::service::Service<http::Request<hyper::body::Incoming>> for Quirky {
             self.list_requests.fetch_add(1, Ordering::SeqCst);
         }
         if self.quirks.no_conditional_writes && req.headers().contains_key("if-none-match") {
-            let body = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\
-                <Error><Code>NotImplemented</Code>\
-                <Message>A header you provided implies functionality that is not implemented</Message>\
-                </Error>";
-            let response = http::Response::builder()
-                .status(501)
-                .header("content-type", "application/xml")
-                .body(s3s::Body::from(body.to_string()))
-                .expect("response");
-            return Box::pin(async move { Ok(response) });
+            return error(
+                501,
+                "NotImplemented",
+                "A header you provided implies functionality that is not implemented",
+            );
+        }
+        if req.method() == http::Method::DELETE
+            && self.deletes_left.fetch_sub(1, Ordering::SeqCst) <= 0
+        {
+            return error(403, "AccessDenied", "Access Denied");
         }
         hyper::service::Service::call(&self.inner, req)
     }
+}
+
+/// An S3 error response.
+fn error(
+    status: u16,
+    code: &str,
+    message: &str,
+) -> BoxFuture<'static, Result<s3s::HttpResponse, s3s::HttpError>> {
+    let body = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\
+        <Error><Code>{code}</Code><Message>{message}</Message></Error>"
+    );
+    let response = http::Response::builder()
+        .status(status)
+        .header("content-type", "application/xml")
+        .body(s3s::Body::from(body))
+        .expect("response");
+    Box::pin(async move { Ok(response) })
 }
