@@ -259,6 +259,10 @@ struct SidecarArgs {
     /// (required to listen off loopback)
     #[arg(long, env = "HAKEEPER_TOKEN_FILE")]
     token_file: Option<PathBuf>,
+    /// Also serve only `/livez`, `/readyz` and `/metrics`, without a token, on this
+    /// `HOST:PORT` (e.g. `0.0.0.0:9091`, for kubelet probes and Prometheus on the pod's IP)
+    #[arg(long, env = "HAKEEPER_PROBE_LISTEN")]
+    probe_listen: Option<SocketAddr>,
     /// Components to contend for from the start (also possible later through the API)
     #[arg(
         long,
@@ -436,11 +440,12 @@ impl SidecarArgs {
     fn describe(&self, namespace: &str) -> String {
         let s3 = &self.storage.s3;
         format!(
-            "cluster-id={} namespace={namespace} listen={} token={} storage-dir={} s3-endpoint={} s3-path-style={} s3-region={} s3-keys={} lease-duration={:?} renew-deadline={:?} retry-period={:?} client-timeout={} liveness={} checkpoints-retained={} strict-recovery={} max-payload-bytes={} flink-conf={}",
+            "cluster-id={} namespace={namespace} listen={} probe-listen={} token={} storage-dir={} s3-endpoint={} s3-path-style={} s3-region={} s3-keys={} lease-duration={:?} renew-deadline={:?} retry-period={:?} client-timeout={} liveness={} checkpoints-retained={} strict-recovery={} max-payload-bytes={} flink-conf={}",
             self.cluster_id
                 .as_ref()
                 .map_or("-".to_string(), ToString::to_string),
             self.listen,
+            self.probe_listen.map_or("-".to_string(), |a| a.to_string()),
             if self.token_file.is_some() {
                 "<redacted>"
             } else {
@@ -860,6 +865,15 @@ async fn sidecar(args: SidecarArgs) -> anyhow::Result<()> {
         serve::Limits::default(),
         stop_rx.clone(),
     ));
+    let probes = match args.probe_listen {
+        Some(addr) => Some(
+            hakeeper::sidecar::serve_probes(sidecar.clone(), addr, stop_rx.clone())
+                .await
+                .with_context(|| format!("binding the probe listener {addr}"))?
+                .1,
+        ),
+        None => None,
+    };
     tracing::info!(cluster_id = %cluster_id, namespace = %namespace, identity = %identity, listen = %bound, token = args.token_file.is_some(), "sidecar starting");
     let mut prober = None;
     if let Some(address) = &args.address {
@@ -892,8 +906,14 @@ async fn sidecar(args: SidecarArgs) -> anyhow::Result<()> {
     }
     sidecar.shutdown().await;
     // Open SSE streams would hold graceful shutdown; do not wait for them for long.
-    match tokio::time::timeout(Duration::from_secs(2), server).await {
-        Ok(joined) => joined.context("API server task")?,
+    let servers = async {
+        if let Some(probes) = probes {
+            probes.await.context("probe server task")?;
+        }
+        server.await.context("API server task")
+    };
+    match tokio::time::timeout(Duration::from_secs(2), servers).await {
+        Ok(joined) => joined?,
         Err(_) => tracing::warn!("API connections still open after 2 s; exiting anyway"),
     }
     tracing::info!("stopped");

@@ -130,13 +130,15 @@ pub const OWN: [Permission; 6] = [
 ];
 
 /// What it does in every watched namespace: watch the HA ConfigMaps, read them again before
-/// deleting an orphan, and record Events on them (optional).
-pub const WATCHED: [Permission; 5] = [
+/// deleting an orphan, and record Events on them (optional; a new leader lists them to see
+/// whether an alert it sends again was recorded already).
+pub const WATCHED: [Permission; 6] = [
     p("get", "", "configmaps"),
     p("list", "", "configmaps"),
     p("watch", "", "configmaps"),
     p("create", "events.k8s.io", "events"),
     p("patch", "events.k8s.io", "events"),
+    p("list", "events.k8s.io", "events"),
 ];
 
 const fn p(verb: &'static str, group: &'static str, resource: &'static str) -> Permission {

@@ -5,12 +5,14 @@
 //! `Hakeeper-Client` id starts contending on its behalf, `GET` reports (or streams, with
 //! `?watch=1`, as Server-Sent Events), `DELETE` stops and releases. A client that is gone
 //! (stream closed) or silent (timeout) has every component it contended for released.
-//! `GET /livez` and `GET /readyz` (ready once every contender's watch has synced). Errors are
-//! JSON `{"error": kind, "message": ...}`.
+//! `GET /livez` and `GET /readyz` (ready once every contender's watch has synced), also served
+//! with `GET /metrics` alone, without a token, on the probe listener ([`serve_probes`]).
+//! Errors are JSON `{"error": kind, "message": ...}`.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
@@ -794,26 +796,72 @@ pub fn router(sidecar: Sidecar) -> Router {
                 .put(put_leadership)
                 .delete(delete_leadership),
         )
-        .route("/livez", get(|| async { "ok" }))
-        .route("/metrics", get(metrics))
+        .merge(probe_routes())
         .route(
             "/openapi.json",
             get(|| async { axum::Json(openapi::document()) }),
         )
-        .route("/readyz", get(readyz))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "NotFound", "no such endpoint") })
-        .method_not_allowed_fallback(|| async {
-            ApiError::new(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "MethodNotAllowed",
-                "this endpoint does not take that method",
-            )
-        })
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(
             sidecar.clone(),
             client_api::touch,
         ))
         .with_state(sidecar)
+}
+
+/// `GET /livez`, `GET /readyz` (and `?leader=<component>`) and `GET /metrics`: what kubelet
+/// probes and Prometheus call, served alike by the local API and the probe listener.
+fn probe_routes() -> Router<Sidecar> {
+    Router::new()
+        .route("/livez", get(|| async { "ok" }))
+        .route("/metrics", get(metrics))
+        .route("/readyz", get(readyz))
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "MethodNotAllowed",
+        "this endpoint does not take that method",
+    )
+}
+
+/// The probe listener's API (`--probe-listen`): only [`probe_routes`], with no token, for
+/// kubelet probes and Prometheus on the pod's IP while the local API stays on loopback or a
+/// Unix socket. Nothing on it changes state: no client is touched, no component followed.
+pub fn probe_router(sidecar: Sidecar) -> Router {
+    probe_routes()
+        .fallback(|| async {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "NotFound",
+                "the probe listener serves only /livez, /readyz and /metrics",
+            )
+        })
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(sidecar)
+}
+
+/// Bind `addr` and serve [`probe_router`] on it, with the local API's [`serve::Limits`],
+/// until `shutdown` turns true (the task then ends once open connections have finished).
+/// The bound address (port 0 picks a free one) is logged at info; it and the task are
+/// returned.
+pub async fn serve_probes(
+    sidecar: Sidecar,
+    addr: SocketAddr,
+    shutdown: watch::Receiver<bool>,
+) -> std::io::Result<(SocketAddr, JoinHandle<()>)> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let bound = listener.local_addr()?;
+    tracing::info!(probe_listen = %bound, "serving /livez, /readyz and /metrics without a token");
+    let task = tokio::spawn(serve::serve(
+        serve::Listener::Tcp(listener),
+        probe_router(sidecar),
+        serve::Limits::default(),
+        shutdown,
+    ));
+    Ok((bound, task))
 }
 
 /// A query string that does not parse, as a JSON 400 like every other error.
