@@ -55,9 +55,14 @@ impl RequestCounts {
     }
 }
 
+/// Requests counted by `(verb, API group, resource)`, as an RBAC rule names what a request
+/// needs (`""` is the core group), e.g. `("create", "events.k8s.io", "events")`.
+pub type PermissionCounts = BTreeMap<(String, String, String), u64>;
+
 /// The control handle. All methods take effect immediately for new requests.
 pub struct Faults {
     counts: Mutex<RequestCounts>,
+    permissions: Mutex<PermissionCounts>,
     latency_us: AtomicU64,
     errors: Mutex<ErrorInjection>,
     partition_until: Mutex<Option<Instant>>,
@@ -77,6 +82,7 @@ impl Faults {
     pub(crate) fn new() -> Faults {
         Faults {
             counts: Mutex::new(RequestCounts::default()),
+            permissions: Mutex::new(PermissionCounts::new()),
             latency_us: AtomicU64::new(0),
             errors: Mutex::new(ErrorInjection {
                 rate: 0.0,
@@ -144,14 +150,27 @@ impl Faults {
         lock(&self.counts).clone()
     }
 
+    /// Resource requests by `(verb, API group, resource)`.
+    pub fn permission_counts(&self) -> PermissionCounts {
+        lock(&self.permissions).clone()
+    }
+
+    /// Reset both [`Self::counts`] and [`Self::permission_counts`].
     pub fn reset_counts(&self) {
         *lock(&self.counts) = RequestCounts::default();
+        lock(&self.permissions).clear();
     }
 
     pub(crate) fn count(&self, verb: &str, resource: &str) {
         *lock(&self.counts)
             .0
             .entry((verb.to_string(), resource.to_string()))
+            .or_insert(0) += 1;
+    }
+
+    pub(crate) fn count_permission(&self, verb: &str, group: &str, resource: &str) {
+        *lock(&self.permissions)
+            .entry((verb.to_string(), group.to_string(), resource.to_string()))
             .or_insert(0) += 1;
     }
 

@@ -30,7 +30,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-pub use faults::{Faults, RequestCounts};
+pub use faults::{Faults, PermissionCounts, RequestCounts};
 use store::Store;
 
 use crate::{Error, Result};
@@ -163,7 +163,10 @@ impl DevServer {
             dirty,
         });
         let (shutdown, shutdown_rx) = watch::channel(false);
-        let app = routes::router(shared.clone());
+        let app = routes::router(shared.clone()).layer(axum::middleware::from_fn_with_state(
+            shared.clone(),
+            count_permission,
+        ));
         let server = tokio::spawn(serve::serve(
             listener,
             app,
@@ -242,6 +245,11 @@ impl DevServer {
         self.shared.faults.counts()
     }
 
+    /// Resource requests by `(verb, API group, resource)` since start (or the last reset).
+    pub fn permission_counts(&self) -> PermissionCounts {
+        self.shared.faults.permission_counts()
+    }
+
     /// Drop the retained change history (an etcd compaction): older watches get 410.
     pub fn compact(&self) {
         self.shared.store.compact();
@@ -279,6 +287,32 @@ impl Drop for DevServer {
             task.abort();
         }
     }
+}
+
+/// Count every resource request that arrives (authenticated or not) by `(verb, API group,
+/// resource)` too, as RBAC names what it needs (the counters of `routes` know no group).
+/// `SelfSubjectAccessReview`s and discovery are no resource requests.
+async fn count_permission(
+    axum::extract::State(shared): axum::extract::State<Arc<Shared>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    if let Some(target) = routes::classify(req.uri().path())
+        && let Ok(axum::extract::Query(query)) = axum::extract::Query::<
+            std::collections::HashMap<String, String>,
+        >::try_from_uri(req.uri())
+    {
+        let verb = routes::verb(req.method(), &target, &query);
+        let group = target
+            .view
+            .group_version()
+            .rsplit_once('/')
+            .map_or("", |(group, _)| group);
+        shared
+            .faults
+            .count_permission(verb, group, target.view.resource().plural());
+    }
+    next.run(req).await
 }
 
 /// Write snapshots whenever the store changed, coalescing bursts, and once more at shutdown.

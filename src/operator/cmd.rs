@@ -118,15 +118,18 @@ pub struct OperatorArgs {
     pub retry_period: Duration,
 }
 
-/// What the operator does with ConfigMaps in its own namespace: its lock (the sidecar's
-/// verbs) and its state (created, then merge-patched).
-pub const OWN: [Permission; 6] = [
+/// What the operator does in its own namespace: its lock (the sidecar's verbs, and the
+/// election's `LeaderElection` Events on it, optional) and its state (created, then
+/// merge-patched).
+pub const OWN: [Permission; 8] = [
     p("get", "", "configmaps"),
     p("list", "", "configmaps"),
     p("watch", "", "configmaps"),
     p("create", "", "configmaps"),
     p("update", "", "configmaps"),
     p("patch", "", "configmaps"),
+    p("create", "events.k8s.io", "events"),
+    p("patch", "events.k8s.io", "events"),
 ];
 
 /// What it does in every watched namespace: watch the HA ConfigMaps, read them again before
