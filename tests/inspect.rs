@@ -6,15 +6,14 @@ mod common;
 
 use std::time::Duration;
 
-use bytes::Bytes;
 use common::TestCluster;
 use hakeeper::election::{ElectionConfig, Elector, ReleaseReason};
 use hakeeper::inspect::{self, JobState, Layout, LockStatus, VerificationSummary};
 use hakeeper::layout::{ClusterId, Component, JobId};
 use hakeeper::lease::{LEADER_ANNOTATION, Timings};
 use hakeeper::storage::Location;
-use hakeeper::stores::plan::{self, JobStatus};
-use hakeeper::stores::{Checkpoints, ConfigMapReader, JobGraphs, Payloads};
+use hakeeper::stores::Payloads;
+use hakeeper::stores::plan;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::PostParams;
 use serde_json::{Value, json};
@@ -80,51 +79,15 @@ async fn inspect_shows_what_the_stores_wrote_and_finds_a_lost_payload() {
     let (dispatcher, dispatcher_session) = lead(&c, Component::Dispatcher).await;
     let (resourcemanager, _) = lead(&c, Component::ResourceManager).await;
     let (jobmanager, jobmanager_session) = lead(&c, Component::JobManager(job.clone())).await;
-    let graphs = JobGraphs::new(
-        ConfigMapReader::new(c.api(), Component::Dispatcher.configmap_name(&cluster())),
-        payloads.clone(),
-    );
-    graphs
-        .put(
-            dispatcher.fence(),
-            Some(dispatcher_session),
-            &job,
-            Bytes::from(vec![7u8; 4096]),
-        )
-        .await
-        .unwrap();
-    graphs
-        .set_status(
-            dispatcher.fence(),
-            Some(dispatcher_session),
-            &job,
-            JobStatus::Running,
-        )
-        .await
-        .unwrap();
-    let checkpoints = Checkpoints::new(
-        ConfigMapReader::new(
-            c.api(),
-            Component::JobManager(job.clone()).configmap_name(&cluster()),
-        ),
-        payloads.clone(),
-        2,
-    );
-    for size in [100, 200, 300] {
-        let id = checkpoints
-            .increment(jobmanager.fence(), Some(jobmanager_session))
-            .await
-            .unwrap();
-        checkpoints
-            .add(
-                jobmanager.fence(),
-                Some(jobmanager_session),
-                id,
-                Bytes::from(vec![1u8; size]),
-            )
-            .await
-            .unwrap();
-    }
+    common::ha::write_running_job(
+        c.api(),
+        &payloads,
+        &cluster(),
+        &job,
+        (&dispatcher, dispatcher_session),
+        (&jobmanager, jobmanager_session),
+    )
+    .await;
 
     // Flink 1.15+'s layout left behind by an upgrade: the cluster ConfigMap as Flink's elector
     // creates it (no labels yet) and the job's ConfigMap, found through the leader entry.

@@ -26,10 +26,8 @@ use hakeeper::layout::{ClusterId, Component, JobId};
 use hakeeper::lease::Timings;
 use hakeeper::operator::payloads::{self, Stores};
 use hakeeper::storage::{Location, ObjectMeta, ObjectStore, S3Options};
-use hakeeper::stores::plan::{
-    self, CHECKPOINT_PAYLOAD_PREFIX, JOB_GRAPH_PAYLOAD_PREFIX, JobStatus,
-};
-use hakeeper::stores::{Checkpoints, ConfigMapReader, JobGraphs, Payloads};
+use hakeeper::stores::Payloads;
+use hakeeper::stores::plan::{self, CHECKPOINT_PAYLOAD_PREFIX, JOB_GRAPH_PAYLOAD_PREFIX};
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Patch, PatchParams};
 use serde_json::{Value, json};
@@ -312,48 +310,15 @@ async fn write_ha(c: &TestCluster, storage: &Storage, timings: Timings) -> Ha {
     let (dispatcher, dispatcher_session) = lead(c, Component::Dispatcher, timings).await;
     let (jobmanager, jobmanager_session) =
         lead(c, Component::JobManager(job.clone()), timings).await;
-    let graphs = JobGraphs::new(
-        ConfigMapReader::new(c.api(), dispatcher_configmap()),
-        payloads.clone(),
-    );
-    graphs
-        .put(
-            dispatcher.fence(),
-            Some(dispatcher_session),
-            &job,
-            Bytes::from(vec![7u8; 4096]),
-        )
-        .await
-        .unwrap();
-    graphs
-        .set_status(
-            dispatcher.fence(),
-            Some(dispatcher_session),
-            &job,
-            JobStatus::Running,
-        )
-        .await
-        .unwrap();
-    let checkpoints = Checkpoints::new(
-        ConfigMapReader::new(c.api(), jobmanager_configmap()),
-        payloads,
-        2,
-    );
-    for size in [100, 200, 300] {
-        let id = checkpoints
-            .increment(jobmanager.fence(), Some(jobmanager_session))
-            .await
-            .unwrap();
-        checkpoints
-            .add(
-                jobmanager.fence(),
-                Some(jobmanager_session),
-                id,
-                Bytes::from(vec![1u8; size]),
-            )
-            .await
-            .unwrap();
-    }
+    common::ha::write_running_job(
+        c.api(),
+        &payloads,
+        &cluster(),
+        &job,
+        (&dispatcher, dispatcher_session),
+        (&jobmanager, jobmanager_session),
+    )
+    .await;
     let (graph, checkpoints) = read_handles(c).await;
     let graph = graph.expect("the job graph's handle");
     assert_eq!(graph.size, 4096);

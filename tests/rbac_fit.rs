@@ -27,8 +27,8 @@ use hakeeper::apiserver::DevServer;
 use hakeeper::election::{ElectionConfig, Elector, ReleaseReason};
 use hakeeper::layout::{ClusterId, Component, JobId};
 use hakeeper::lease::Timings;
-use hakeeper::stores::plan::{self, CHECKPOINT_PAYLOAD_PREFIX, JobStatus};
-use hakeeper::stores::{Checkpoints, ConfigMapReader, JobGraphs, Payloads};
+use hakeeper::stores::Payloads;
+use hakeeper::stores::plan::{self, CHECKPOINT_PAYLOAD_PREFIX};
 use k8s_openapi::api::core::v1::ConfigMap;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -458,54 +458,15 @@ async fn the_operator_uses_exactly_the_permissions_it_declares() {
     let payloads = Payloads::new(files.store.clone(), &files.root, &op_cluster());
     let (dispatcher, dispatcher_session) = lead(&c, Component::Dispatcher, "jm-0").await;
     let (jm_elector, jm_session) = lead(&c, Component::JobManager(job.clone()), "jm-0").await;
-    let graphs = JobGraphs::new(
-        ConfigMapReader::new(c.api(), Component::Dispatcher.configmap_name(&op_cluster())),
-        payloads.clone(),
-    );
-    graphs
-        .put(
-            dispatcher.fence(),
-            Some(dispatcher_session),
-            &job,
-            Bytes::from(vec![7u8; 4096]),
-        )
-        .await
-        .unwrap();
-    graphs
-        .set_status(
-            dispatcher.fence(),
-            Some(dispatcher_session),
-            &job,
-            JobStatus::Running,
-        )
-        .await
-        .unwrap();
-    let checkpoints = Checkpoints::new(
-        ConfigMapReader::new(
-            c.api(),
-            Component::JobManager(job.clone()).configmap_name(&op_cluster()),
-        ),
-        payloads,
-        2,
-    );
-    let mut newest = None;
-    for size in [100, 200, 300] {
-        let id = checkpoints
-            .increment(jm_elector.fence(), Some(jm_session))
-            .await
-            .unwrap();
-        let added = checkpoints
-            .add(
-                jm_elector.fence(),
-                Some(jm_session),
-                id,
-                Bytes::from(vec![1u8; size]),
-            )
-            .await
-            .unwrap();
-        newest = Some(added.handle);
-    }
-    let newest = newest.expect("a checkpoint");
+    let newest = common::ha::write_running_job(
+        c.api(),
+        &payloads,
+        &op_cluster(),
+        &job,
+        (&dispatcher, dispatcher_session),
+        (&jm_elector, jm_session),
+    )
+    .await;
     let dangling = local(&newest.path);
     let size = newest.state_size as usize;
     // An orphan: an old payload no handle references.

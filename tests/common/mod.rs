@@ -7,6 +7,7 @@
 
 pub mod client;
 pub mod faults;
+pub mod ha;
 pub mod operator;
 pub mod process;
 pub mod s3;
