@@ -6,6 +6,7 @@
 pub mod access;
 pub mod apiserver;
 pub mod bench;
+pub mod cmd;
 pub mod demo;
 pub mod duration;
 pub mod election;
@@ -47,6 +48,10 @@ pub enum Error {
     /// cluster that still has live leaders).
     #[error("{0}")]
     Refused(String),
+    /// A command could not go on. The message, in the command's own words, names the step
+    /// that failed and its cause, and is printed as is (see `cmd::context`).
+    #[error("{0}")]
+    Command(String),
     /// Stored state could not be (de)serialized.
     #[error("{context}: {source}")]
     Json {
