@@ -1,33 +1,32 @@
 //! Reading Flink's own configuration file (`--flink-conf PATH`), so that the settings hakeeper
 //! shares with Flink come from the file Flink itself reads instead of being repeated by hand.
 //!
-//! # Two formats, one reader
+//! # Two formats, chosen by the file's name
 //!
-//! Flink up to 1.18 reads `flink-conf.yaml` line by line: everything from the first `#` is a
-//! comment, the rest is split at its first `": "`, key and value are trimmed and taken verbatim,
-//! and a line that does not fit is skipped with a warning. Flink 1.19 added `config.yaml`, which
-//! it reads with a YAML 1.2 parser (snakeyaml-engine, core schema) and flattens into keys: nested
-//! mapping keys are joined with `.`, and a key may itself contain dots, so
-//! `kubernetes.leader-election.lease-duration` under `high-availability` is
-//! `high-availability.kubernetes.leader-election.lease-duration`.
+//! Flink picks the format by the file's name, and so does [`FlinkConf::load`]:
 //!
-//! A flat `key: value` line is also YAML (a mapping whose keys contain dots), so one reader serves
-//! both. The file is first read as one YAML 1.2 document by `saphyr-parser` (`yaml.rs`):
-//! anchors and aliases, block scalars (`|`, `>`), flow collections, quoting, comments and tags
-//! are YAML's. Flow mappings are flattened like block ones; a list under a key hakeeper uses is
-//! an error. A plain scalar is read as Flink reads it: by the core schema, written back as text
-//! (`True` is `true`, `0x10` is `16`, `1e3` is `1000.0`; see `yaml::core_text`).
+//! - `config.yaml` (Flink 1.19 and later) is YAML 1.2, which Flink reads with snakeyaml-engine
+//!   (core schema) and flattens into keys: nested mapping keys are joined with `.`, and a key may
+//!   itself contain dots, so `kubernetes.leader-election.lease-duration` under
+//!   `high-availability` is `high-availability.kubernetes.leader-election.lease-duration`.
+//!   hakeeper reads it with `saphyr-parser` (`yaml.rs`): anchors and aliases, block scalars
+//!   (`|`, `>`), flow collections, quoting, comments and tags are YAML's. Flow mappings are
+//!   flattened like block ones; a list under a key hakeeper uses is an error. A plain scalar is
+//!   read as Flink reads it: by the core schema, written back as text (`True` is `true`, `0x10`
+//!   is `16`, `1e3` is `1000.0`; see `yaml::core_text`). A file that is not YAML is an error
+//!   naming its line, as are a tab that indents a line, a key given twice in one mapping, a
+//!   second document (`---`), nesting deeper than 64 levels and aliases that expand past a
+//!   million settings.
+//! - Any other name, `flink-conf.yaml` above all (what Flink up to 1.18 reads, and later
+//!   versions when there is no `config.yaml`), is read line by line by Flink's legacy rules
+//!   (`legacy.rs`), which are not YAML: everything from the first `#` is a comment, the rest is
+//!   split at its first `": "`, key and value are trimmed and taken verbatim, and a line that does
+//!   not fit is skipped with a warning. So quotes stay part of a value, `a#b` is `a`, `~` is the
+//!   text `~`, and the lines of a nested block are read as top-level keys (`kubernetes:` alone is
+//!   skipped, and an indented `cluster-id: x` below it sets `cluster-id`, not
+//!   `kubernetes.cluster-id`).
 //!
-//! A file that is not one YAML document is read entry by entry (`legacy.rs`): each line at
-//! column 0 with the lines indented below it is read as YAML where it is YAML, and the way Flink's
-//! legacy reader reads it where it is not, with a warning: `key: a: b` gives `a: b`, and
-//! `web.access-control-allow-origin: *` gives `*`. Where a line means different things to the two
-//! readers and is YAML, YAML wins: quotes around a value are removed (the legacy reader keeps
-//! them), and a `#` that does not follow whitespace belongs to the value (the legacy reader cuts
-//! the value there; a warning names the key when that happens to a value hakeeper uses). An
-//! entry that opens a nested block (`key:` alone) means nothing to the legacy reader, so an error
-//! in it is reported, naming its line; so are a tab that indents a line, a second document
-//! (`---`), nesting deeper than 64 levels and aliases that expand past a million settings.
+//! In both, a byte order mark is dropped, and `\r\n`, `\n` and a lone `\r` end lines.
 //!
 //! # Values
 //!
@@ -35,11 +34,10 @@
 //! `TimeUtils.parseDuration` reads them, where a bare number is **milliseconds** (unlike
 //! [`crate::duration::parse_duration`], which reads it as seconds) and the units are `d`, `h`,
 //! `min`, `s`, `ms`, `µs` and `ns` with their long forms; booleans are `true` or `false` in any
-//! letter case; counts are decimal integers. An empty value (`key:` with nothing after it, `~` or
-//! `null`, unquoted, or `!!null`) leaves the setting unset, as if the key were not there. A key
-//! given twice in one nested mapping is an error (YAML forbids it, and Flink refuses the file);
-//! a key given twice at the top level, or once nested and once dotted, is taken from the later
-//! one, as in Flink's legacy reader. A current key wins over its deprecated and alias forms
+//! letter case; counts are decimal integers. An empty value (`key:` with nothing after it; in YAML also `~`
+//! or `null`, unquoted, or `!!null`) leaves the setting unset, as if the key were not there. A key given
+//! twice (in `flink-conf.yaml`, or in `config.yaml` once nested and once dotted) is taken from
+//! the later one, as Flink takes it. A current key wins over its deprecated and alias forms
 //! whatever their order.
 //!
 //! # Keys
@@ -171,39 +169,35 @@ pub enum FlinkConfError {
     },
 }
 
+/// How a configuration file is read (see the [module documentation](self)).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// `config.yaml`, Flink 1.19 and later: YAML 1.2, nested keys joined with `.`.
+    Yaml,
+    /// `flink-conf.yaml`, Flink up to 1.18: `key: value` lines, read line by line.
+    Legacy,
+}
+
+impl Format {
+    /// The format Flink reads a file of this name in: YAML for `config.yaml`, else legacy.
+    pub fn of(path: &Path) -> Format {
+        if path.file_name().is_some_and(|name| name == "config.yaml") {
+            Format::Yaml
+        } else {
+            Format::Legacy
+        }
+    }
+}
+
 impl FlinkConf {
-    /// Read the settings from the text of `flink-conf.yaml` or `config.yaml`, whichever it is.
-    pub fn parse(text: &str) -> Result<FlinkConf, FlinkConfError> {
+    /// Read the settings from the text of a configuration file in `format`.
+    pub fn parse(text: &str, format: Format) -> Result<FlinkConf, FlinkConfError> {
         let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         // YAML and Java's line reader both take `\r\n`, `\n` and a lone `\r` as line ends.
         let text = text.replace("\r\n", "\n").replace('\r', "\n");
-        let (flat, nested) = match yaml::read(&text, 0) {
-            Ok(yaml::Doc {
-                root: yaml::Root::Mapping { flat, nested },
-                ..
-            }) => (flat, nested),
-            Ok(yaml::Doc {
-                root: yaml::Root::Empty,
-                ..
-            }) => (Vec::new(), false),
-            Ok(yaml::Doc {
-                root: yaml::Root::Other,
-                ..
-            }) => legacy::read(
-                &text,
-                yaml::Error {
-                    line: 1,
-                    message: "the document is not a mapping of settings".to_string(),
-                    fatal: false,
-                },
-            )?,
-            Err(e) if e.fatal => {
-                return Err(FlinkConfError::Syntax {
-                    line: e.line,
-                    message: e.message,
-                });
-            }
-            Err(e) => legacy::read(&text, e)?,
+        let flat = match format {
+            Format::Yaml => yaml::read(&text)?,
+            Format::Legacy => legacy::read(&text),
         };
         let entries = flat
             .into_iter()
@@ -217,10 +211,12 @@ impl FlinkConf {
                 })
             })
             .collect();
-        resolve(entries, nested)
+        resolve(entries)
     }
 
-    /// Read and parse the file at `path` (at most [`MAX_FILE_BYTES`]); errors name the path.
+    /// Read and parse the file at `path` (at most [`MAX_FILE_BYTES`]) in the format its name
+    /// calls for ([`Format::of`]): YAML if it is named `config.yaml`, Flink's legacy line rules
+    /// otherwise. Errors name the path.
     pub fn load(path: &Path) -> Result<FlinkConf, FlinkConfError> {
         let read_error = |source| FlinkConfError::Read {
             path: path.to_path_buf(),
@@ -244,7 +240,7 @@ impl FlinkConf {
                 line: 1 + valid.iter().filter(|&&b| b == b'\n').count(),
             }
         })?;
-        FlinkConf::parse(&text).map_err(|error| FlinkConfError::InFile {
+        FlinkConf::parse(&text, Format::of(path)).map_err(|error| FlinkConfError::InFile {
             path: path.to_path_buf(),
             error: Box::new(error),
         })
@@ -371,31 +367,15 @@ fn lookup(key: &str) -> Option<(Field, usize)> {
 // ------------------------------------------------------------------------------------------------
 // Values as read, before conversion
 
-/// What a YAML value turned out to be.
+/// What a value turned out to be.
 #[derive(Clone, Debug, PartialEq)]
 enum Value {
     Scalar(String),
     /// Nothing, `~` or `null`: the key is left unset.
     Null,
-    /// A YAML construct hakeeper does not take as a setting.
-    Other(Construct),
-}
-
-/// A list: Flink keeps it whole as a string in YAML's flow form, which is never a value of one
-/// of hakeeper's settings.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Construct {
-    List,
-    FlowList,
-}
-
-impl Construct {
-    fn describe(self) -> &'static str {
-        match self {
-            Construct::List => "a YAML list",
-            Construct::FlowList => "a YAML flow list (`[...]`)",
-        }
-    }
+    /// A YAML list, described: Flink keeps it whole as a string in YAML's flow form, which is
+    /// never a value of one of hakeeper's settings.
+    Other(&'static str),
 }
 
 /// One occurrence of a key hakeeper uses.
@@ -416,7 +396,7 @@ const COUNT_EXPECTED: &str = "a whole number of at least 1";
 const BOOL_EXPECTED: &str = "`true` or `false`";
 const STRING_EXPECTED: &str = "a non-empty string";
 
-fn resolve(entries: Vec<Entry>, nested: bool) -> Result<FlinkConf, FlinkConfError> {
+fn resolve(entries: Vec<Entry>) -> Result<FlinkConf, FlinkConfError> {
     // For each field: the best-ranked key; the last occurrence of that key.
     let mut chosen: HashMap<Field, Entry> = HashMap::new();
     let mut seen: HashMap<String, usize> = HashMap::new();
@@ -465,16 +445,6 @@ fn resolve(entries: Vec<Entry>, nested: bool) -> Result<FlinkConf, FlinkConfErro
     chosen.sort_by_key(|(_, entry)| entry.line);
     let mut conf = FlinkConf::default();
     for (field, entry) in chosen {
-        if !nested
-            && let Value::Scalar(text) = &entry.value
-            && text.contains('#')
-        {
-            tracing::warn!(
-                key = entry.key,
-                line = entry.line,
-                "Flink configuration: the value contains `#`; Flink's legacy flink-conf.yaml reader (Flink 1.18 and older) ends the value there, YAML and hakeeper keep it"
-            );
-        }
         match field {
             Field::ClusterId => conf.cluster_id = Some(string(&entry)?),
             Field::HaClusterId => conf.ha_cluster_id = Some(string(&entry)?),
@@ -519,7 +489,7 @@ fn invalid(entry: &Entry, expected: &'static str) -> FlinkConfError {
         }
         Value::Scalar(text) => format!("{text:?}"),
         Value::Null => "nothing".to_string(),
-        Value::Other(construct) => construct.describe().to_string(),
+        Value::Other(what) => what.to_string(),
     };
     FlinkConfError::InvalidValue {
         line: entry.line,

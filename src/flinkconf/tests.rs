@@ -6,15 +6,42 @@ const FLAT: &str = include_str!("../../tests/fixtures/flink/flink-conf.yaml");
 const NESTED: &str = include_str!("../../tests/fixtures/flink/config.yaml");
 const SECRET: &str = "8c6e2f0d-orders-s3cr3t";
 
-fn parse(text: &str) -> FlinkConf {
-    FlinkConf::parse(text).unwrap_or_else(|e| panic!("{e}\n--- input ---\n{text}"))
+fn read(text: &str, format: Format) -> FlinkConf {
+    FlinkConf::parse(text, format)
+        .unwrap_or_else(|e| panic!("{format:?}: {e}\n--- input ---\n{text}"))
 }
 
-fn error(text: &str) -> String {
-    match FlinkConf::parse(text) {
-        Ok(conf) => panic!("expected an error, got {conf:?}\n--- input ---\n{text}"),
+fn yaml(text: &str) -> FlinkConf {
+    read(text, Format::Yaml)
+}
+
+fn legacy(text: &str) -> FlinkConf {
+    read(text, Format::Legacy)
+}
+
+/// Text both formats read alike (`key: value` lines, plain values without `#`).
+fn both(text: &str) -> FlinkConf {
+    let conf = yaml(text);
+    assert_eq!(conf, legacy(text), "the formats differ on {text:?}");
+    conf
+}
+
+fn error_in(text: &str, format: Format) -> String {
+    match FlinkConf::parse(text, format) {
+        Ok(conf) => panic!("{format:?}: expected an error, got {conf:?}\n--- input ---\n{text}"),
         Err(e) => e.to_string(),
     }
+}
+
+fn yaml_error(text: &str) -> String {
+    error_in(text, Format::Yaml)
+}
+
+/// The error both formats give.
+fn error_both(text: &str) -> String {
+    let message = yaml_error(text);
+    assert_eq!(message, error_in(text, Format::Legacy), "{text:?}");
+    message
 }
 
 fn secs(n: u64) -> Option<Duration> {
@@ -73,12 +100,53 @@ fn logs_of(f: impl FnOnce()) -> String {
 
 #[test]
 fn flat_flink_1_14_file() {
-    assert_eq!(parse(FLAT), orders());
+    assert_eq!(legacy(FLAT), orders());
 }
 
 #[test]
 fn nested_flink_1_20_file() {
-    assert_eq!(parse(NESTED), orders());
+    assert_eq!(yaml(NESTED), orders());
+}
+
+#[test]
+fn load_picks_the_format_by_file_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = concat!(
+        "kubernetes.cluster-id: \"orders\"\n",
+        "kubernetes.namespace: ~\n",
+        "s3.endpoint: http://minio/#fragment\n",
+        "s3.access-key: 'ak'\n",
+    );
+    let read = |name: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        FlinkConf::load(&path).unwrap_or_else(|e| panic!("{e}"))
+    };
+    // Flink 1.19+ reads `config.yaml` as YAML: quotes go, `~` is null, `#` after `/` is text.
+    let as_yaml = FlinkConf {
+        cluster_id: some("orders"),
+        s3_endpoint: some("http://minio/#fragment"),
+        s3_access_key: some("ak"),
+        ..FlinkConf::default()
+    };
+    assert_eq!(read("config.yaml"), as_yaml);
+    // Any other name is read as Flink reads `flink-conf.yaml`: values verbatim up to a `#`.
+    let as_legacy = FlinkConf {
+        cluster_id: some("\"orders\""),
+        namespace: some("~"),
+        s3_endpoint: some("http://minio/"),
+        s3_access_key: some("'ak'"),
+        ..FlinkConf::default()
+    };
+    for name in ["flink-conf.yaml", "config.yml", "Config.yaml", "flink.conf"] {
+        assert_eq!(read(name), as_legacy, "{name}");
+    }
+    assert_eq!(
+        Format::of(Path::new("/etc/flink/config.yaml")),
+        Format::Yaml
+    );
+    assert_eq!(Format::of(Path::new("config.yaml/x")), Format::Legacy);
+    assert_eq!(Format::of(Path::new("")), Format::Legacy);
 }
 
 #[test]
@@ -99,13 +167,13 @@ fn empty_and_comment_only_documents() {
         "---\n",
         "\u{feff}",
     ] {
-        assert_eq!(parse(text), FlinkConf::default(), "{text:?}");
+        assert_eq!(both(text), FlinkConf::default(), "{text:?}");
     }
 }
 
 #[test]
 fn nested_keys_may_contain_dots_at_any_level() {
-    let conf = parse(
+    let conf = yaml(
         "high-availability:\n  kubernetes.leader-election:\n    lease-duration: 9 s\n  kubernetes:\n    leader-election.renew-deadline: 8 s\nhigh-availability.kubernetes.leader-election.retry-period: 7 s\n",
     );
     assert_eq!(conf.lease_duration, secs(9));
@@ -116,7 +184,7 @@ fn nested_keys_may_contain_dots_at_any_level() {
 #[test]
 fn flink_legacy_reader_cases() {
     // Flink's own GlobalConfigurationTest#testConfigurationWithLegacyYAML, with keys hakeeper reads.
-    let conf = parse(concat!(
+    let conf = legacy(concat!(
         "###########################\n",
         "# Some : comments : to skip\n",
         "###########################\n",
@@ -136,9 +204,11 @@ fn flink_legacy_reader_cases() {
     assert_eq!(conf.cluster_id, some("second"), "the later key wins");
     assert_eq!(conf.namespace, some("spaced"));
     assert_eq!(conf.s3_endpoint, None, "no space after the colon");
-    // `key4# some comments` is one YAML scalar, but the indented line below it makes the pair
-    // invalid YAML, so both lines are read the legacy way, which cuts at `#`.
-    assert_eq!(conf.s3_access_key, some("key4"));
+    assert_eq!(
+        conf.s3_access_key,
+        some("key4"),
+        "everything from `#` is a comment"
+    );
     assert_eq!(conf.s3_secret_key, some("secret5"));
     assert_eq!(
         conf.storage_dir,
@@ -152,30 +222,89 @@ fn flink_legacy_reader_cases() {
 }
 
 #[test]
-fn top_level_lines_that_are_not_yaml_are_read_the_legacy_way() {
+fn legacy_values_are_taken_verbatim() {
+    // Flink 1.18 and older read these values as written; as YAML, the text is invalid.
     let text = "kubernetes.namespace: team: a\ns3.secret-key: *not-an-alias\ns3.access-key: &not-an-anchor\ns3.endpoint: 'unclosed\nkubernetes.cluster-id: @at\nhigh-availability.storageDir: \"closed\" then text\n";
-    let conf = parse(text);
-    assert_eq!(conf.namespace, some("team: a"));
-    assert_eq!(conf.s3_secret_key, some("*not-an-alias"));
-    assert_eq!(conf.s3_access_key, some("&not-an-anchor"));
-    assert_eq!(conf.s3_endpoint, some("'unclosed"));
-    assert_eq!(conf.cluster_id, some("@at"));
-    assert_eq!(conf.storage_dir, some("\"closed\" then text"));
     let logs = logs_of(|| {
-        parse(text);
+        let conf = legacy(text);
+        assert_eq!(conf.namespace, some("team: a"));
+        assert_eq!(conf.s3_secret_key, some("*not-an-alias"));
+        assert_eq!(conf.s3_access_key, some("&not-an-anchor"));
+        assert_eq!(conf.s3_endpoint, some("'unclosed"));
+        assert_eq!(conf.cluster_id, some("@at"));
+        assert_eq!(conf.storage_dir, some("\"closed\" then text"));
     });
-    assert!(logs.contains("legacy"), "{logs}");
-    assert!(logs.contains("kubernetes.namespace"), "{logs}");
+    assert!(!logs.contains("WARN"), "{logs}");
     assert!(
         !logs.contains("not-an-alias"),
         "a secret was logged: {logs}"
     );
+    let message = yaml_error(text);
+    assert!(message.starts_with("line 1: "), "{message}");
 }
 
 #[test]
-fn lines_neither_format_accepts_are_skipped() {
-    let conf = parse("just words\n- a list item\n--- not a marker\nkubernetes.namespace: ns\n");
+fn legacy_lines_that_do_not_fit_are_skipped_with_a_warning() {
+    let text = "just words\n- a list item\n--- not a marker\nkubernetes.namespace: ns\n";
+    let logs = logs_of(|| {
+        assert_eq!(legacy(text).namespace, some("ns"));
+    });
+    assert!(logs.contains("WARN") && logs.contains("line=1"), "{logs}");
+    assert!(!logs.contains("just words"), "{logs}");
+    assert!(FlinkConf::parse(text, Format::Yaml).is_err());
+    let message = yaml_error("---\njust words\n");
+    assert!(
+        message.starts_with("line 2: ") && message.contains("not a mapping"),
+        "{message}"
+    );
+}
+
+#[test]
+fn yaml_only_syntax_in_a_legacy_file_is_read_as_flink_1_18_reads_it() {
+    // A `flink-conf.yaml` written as nested YAML: Flink up to 1.18 (and later ones reading
+    // `flink-conf.yaml`) take each line on its own. A bare `key:` is skipped (no `": "`), the
+    // indented lines below it set keys without their parents, and YAML's quotes, anchors, block
+    // and flow markers are part of the values.
+    let text = concat!(
+        "kubernetes:\n",
+        "  cluster-id: nested\n",
+        "  namespace: ns\n",
+        "high-availability:\n",
+        "  storageDir: s3://nested\n",
+        "high-availability.cluster-id: &id \"ha\"\n",
+        "s3.endpoint: |\n",
+        "  http://block\n",
+        "s3: {access-key: flow}\n",
+        "s3.secret-key: !!str s3cr3t # tagged\n",
+        "state.checkpoints.num-retained: 7 # retained\n",
+    );
+    let logs = logs_of(|| {
+        assert_eq!(
+            legacy(text),
+            FlinkConf {
+                cluster_id: some("&id \"ha\""),
+                ha_cluster_id: some("&id \"ha\""),
+                s3_endpoint: some("|"),
+                s3_secret_key: some("!!str s3cr3t"),
+                checkpoints_retained: Some(7),
+                ..FlinkConf::default()
+            }
+        );
+    });
+    assert!(logs.contains("line=1") && logs.contains("line=4"), "{logs}");
+    assert!(
+        logs.contains("config.yaml"),
+        "the warning names the YAML file: {logs}"
+    );
+    // The same text as `config.yaml`.
+    let conf = yaml(text);
+    assert_eq!(conf.cluster_id, some("nested"));
     assert_eq!(conf.namespace, some("ns"));
+    assert_eq!(conf.storage_dir, some("s3://nested"));
+    assert_eq!(conf.ha_cluster_id, some("ha"));
+    assert_eq!(conf.s3_endpoint, some("http://block\n"));
+    assert_eq!(conf.s3_access_key, some("flow"));
+    assert_eq!(conf.s3_secret_key, some("s3cr3t"));
 }
 
 // -------------------------------------------------------------------------------------------
@@ -265,9 +394,9 @@ fn flink_duration_rejects() {
 
 #[test]
 fn bare_number_is_milliseconds_in_the_file() {
-    let conf = parse("high-availability.kubernetes.leader-election.lease-duration: 15\n");
+    let conf = both("high-availability.kubernetes.leader-election.lease-duration: 15\n");
     assert_eq!(conf.lease_duration, Some(Duration::from_millis(15)));
-    let conf = parse("high-availability:\n  kubernetes.leader-election.retry-period: \"2000\"\n");
+    let conf = yaml("high-availability:\n  kubernetes.leader-election.retry-period: \"2000\"\n");
     assert_eq!(conf.retry_period, secs(2));
 }
 
@@ -276,7 +405,7 @@ fn bare_number_is_milliseconds_in_the_file() {
 
 #[test]
 fn bad_duration_names_key_line_value_and_expectation() {
-    let message = error(
+    let message = error_both(
         "kubernetes.cluster-id: a\nhigh-availability.kubernetes.leader-election.renew-deadline: 15 fortnights\n",
     );
     assert!(message.starts_with("line 2: "), "{message}");
@@ -290,7 +419,7 @@ fn bad_duration_names_key_line_value_and_expectation() {
 
 #[test]
 fn bad_values_in_nested_documents_report_their_own_line() {
-    let message = error(
+    let message = yaml_error(
         "high-availability:\n  type: kubernetes\n  kubernetes:\n    leader-election:\n      lease-duration: 2m\n",
     );
     assert!(message.starts_with("line 5: "), "{message}");
@@ -303,20 +432,22 @@ fn bad_values_in_nested_documents_report_their_own_line() {
 
 #[test]
 fn bad_bool() {
-    let message = error("# S3\ns3.path.style.access: yes\n");
+    let message = error_both("# S3\ns3.path.style.access: yes\n");
     assert!(message.starts_with("line 2: "), "{message}");
     assert!(message.contains("s3.path.style.access"), "{message}");
     assert!(message.contains("\"yes\""), "{message}");
     assert!(message.contains("`true` or `false`"), "{message}");
-    for (text, expected) in [
-        ("TRUE", true),
-        ("False", false),
-        ("tRuE", true),
-        ("'false'", false),
-    ] {
-        let conf = parse(&format!("fs.s3a.path.style.access: {text}\n"));
+    for (text, expected) in [("TRUE", true), ("False", false), ("tRuE", true)] {
+        let conf = both(&format!("fs.s3a.path.style.access: {text}\n"));
         assert_eq!(conf.s3_path_style, Some(expected), "{text}");
     }
+    let text = "fs.s3a.path.style.access: 'false'\n";
+    assert_eq!(yaml(text).s3_path_style, Some(false));
+    let message = error_in(text, Format::Legacy);
+    assert!(
+        message.contains("\"'false'\""),
+        "the quotes are the value's: {message}"
+    );
 }
 
 #[test]
@@ -328,7 +459,7 @@ fn bad_integer_and_zero_retained() {
         ("2.5", "\"2.5\""),
         ("2147483648", "\"2147483648\""),
     ] {
-        let message = error(&format!("\n\nstate.checkpoints.num-retained: {value}\n"));
+        let message = error_both(&format!("\n\nstate.checkpoints.num-retained: {value}\n"));
         assert!(message.starts_with("line 3: "), "{message}");
         assert!(
             message.contains("state.checkpoints.num-retained"),
@@ -341,34 +472,42 @@ fn bad_integer_and_zero_retained() {
         );
     }
     assert_eq!(
-        parse("state.checkpoints.num-retained: +7\n").checkpoints_retained,
+        both("state.checkpoints.num-retained: +7\n").checkpoints_retained,
         Some(7)
     );
     assert_eq!(
-        parse("execution.checkpointing.num-retained: 2147483647\n").checkpoints_retained,
+        both("execution.checkpointing.num-retained: 2147483647\n").checkpoints_retained,
         Some(2_147_483_647)
     );
 }
 
 #[test]
 fn empty_quoted_string_is_an_error() {
-    let message = error("kubernetes.namespace: \"\"\n");
+    let message = yaml_error("kubernetes.namespace: \"\"\n");
     assert!(message.contains("kubernetes.namespace"), "{message}");
     assert!(message.contains("a non-empty string"), "{message}");
+    // To the legacy reader the quotes are the value.
+    assert_eq!(
+        legacy("kubernetes.namespace: \"\"\n").namespace,
+        some("\"\"")
+    );
 }
 
 #[test]
 fn the_first_bad_value_in_the_file_is_reported() {
-    let message = error("s3.path.style.access: maybe\nstate.checkpoints.num-retained: 0\n");
+    let message = error_both("s3.path.style.access: maybe\nstate.checkpoints.num-retained: 0\n");
     assert!(message.starts_with("line 1: "), "{message}");
 }
 
 #[test]
 fn a_bad_value_overridden_later_is_no_error() {
-    let conf = parse("state.checkpoints.num-retained: lots\nstate.checkpoints.num-retained: 4\n");
+    let conf = legacy("state.checkpoints.num-retained: lots\nstate.checkpoints.num-retained: 4\n");
     assert_eq!(conf.checkpoints_retained, Some(4));
     let conf =
-        parse("execution.checkpointing.num-retained: 2\nstate.checkpoints.num-retained: lots\n");
+        yaml("state:\n  checkpoints.num-retained: lots\nstate.checkpoints.num-retained: 4\n");
+    assert_eq!(conf.checkpoints_retained, Some(4));
+    let conf =
+        both("execution.checkpointing.num-retained: 2\nstate.checkpoints.num-retained: lots\n");
     assert_eq!(
         conf.checkpoints_retained,
         Some(2),
@@ -401,7 +540,7 @@ fn secrets_never_reach_errors() {
         // (A block scalar, refused by the old reader, is now a value: see block_scalars.)
         "s3:\n  secret-key:\n    - hunter2-in-a-block-list\n",
     ] {
-        let e = FlinkConf::parse(text).unwrap_err();
+        let e = FlinkConf::parse(text, Format::Yaml).unwrap_err();
         let shown = format!("{e} {e:?}");
         assert!(shown.contains("s3.secret-key"), "{shown}");
         assert!(!shown.contains("hunter2"), "{shown}");
@@ -419,26 +558,23 @@ fn secrets_are_never_logged() {
         "s3.secret-key: hunter2-third: yes\n",
     );
     let logs = logs_of(|| {
-        let conf = parse(text);
+        let conf = legacy(text);
         assert_eq!(conf.s3_secret_key, some("hunter2-third: yes"));
     });
     assert!(logs.contains("s3.secret-key"), "nothing was logged: {logs}");
     assert!(!logs.contains("hunter2"), "a secret was logged: {logs}");
+    let text = "s3.secret-key:hunter2: x\nhunter2\ns3:\n  secret-key:hunter2: [x]\n";
     let logs = logs_of(|| {
-        parse(
-            "s3.secret-key:hunter2: x
-hunter2
-s3:
-  secret-key:hunter2: [x]
-",
-        );
+        legacy(text);
+        let message = yaml_error(text);
+        assert!(!message.contains("hunter2"), "{message}");
     });
     assert!(!logs.contains("hunter2"), "a secret was logged: {logs}");
     for text in [
         "s3:\n  secret-key: \"\\qhunter2\"\n",
         "s3:\n  secret-key: %hunter2\n",
     ] {
-        let message = error(text);
+        let message = yaml_error(text);
         assert!(message.starts_with("line 2: "), "{message}");
         assert!(
             !message.contains("hunter2") && !message.contains("\\q"),
@@ -446,8 +582,8 @@ s3:
         );
     }
     let logs = logs_of(|| {
-        parse(FLAT);
-        parse(NESTED);
+        legacy(FLAT);
+        yaml(NESTED);
     });
     assert!(!logs.contains(SECRET), "a secret was logged: {logs}");
     assert!(!logs.contains("s3cr3t"), "a secret was logged: {logs}");
@@ -458,7 +594,7 @@ s3:
 
 #[test]
 fn quoted_values() {
-    let conf = parse(concat!(
+    let conf = yaml(concat!(
         "kubernetes.namespace: 'it''s # not a comment'\n",
         "s3.endpoint: \"http://h:9000/a\\\"b\\\\c\\td\\u00e9\\x41\\n\" # comment\n",
         "\"kubernetes.cluster-id\": \"quoted-key\"\n",
@@ -473,7 +609,7 @@ fn quoted_values() {
 
 #[test]
 fn multi_line_scalars_fold_as_yaml_does() {
-    let conf = parse(concat!(
+    let conf = yaml(concat!(
         "s3:\n",
         "  endpoint: \"http://a\n",
         "    b\"\n",
@@ -497,7 +633,7 @@ fn multi_line_scalars_fold_as_yaml_does() {
 
 #[test]
 fn comments() {
-    let conf = parse(concat!(
+    let conf = yaml(concat!(
         "# leading comment\n",
         "kubernetes:   # a comment after a mapping key\n",
         "# a comment at column 0 inside the mapping\n",
@@ -514,31 +650,32 @@ fn comments() {
 }
 
 #[test]
-fn hash_in_a_flat_value_is_kept_with_a_warning() {
-    let logs = logs_of(|| {
-        let conf = parse("s3.endpoint: http://e/#fragment\n");
-        assert_eq!(conf.s3_endpoint, some("http://e/#fragment"));
-    });
-    assert!(
-        logs.contains("s3.endpoint") && logs.contains("legacy"),
-        "{logs}"
-    );
-    let logs = logs_of(|| {
-        parse("s3:\n  endpoint: http://e/#fragment\n");
-    });
-    assert!(
-        !logs.contains("WARN"),
-        "a nested document is standard YAML: {logs}"
-    );
+fn legacy_comments_start_at_any_hash() {
+    let conf = legacy(concat!(
+        "# leading comment\n",
+        "kubernetes.cluster-id: c1 # trailing\n",
+        "kubernetes.namespace: a#b\n",
+        "s3.endpoint: http://e/#fragment\n",
+        "s3.access-key: \"a # b\"\n",
+        "s3.secret-key: # all comment\n",
+    ));
+    assert_eq!(conf.cluster_id, some("c1"));
+    assert_eq!(conf.namespace, some("a"));
+    assert_eq!(conf.s3_endpoint, some("http://e/"));
+    assert_eq!(conf.s3_access_key, some("\"a"));
+    assert_eq!(conf.s3_secret_key, None);
 }
 
 #[test]
-fn repeated_keys_last_wins() {
-    let conf = parse("kubernetes.namespace: a\nkubernetes.namespace: b\n");
-    assert_eq!(conf.namespace, some("b"));
-    // The same key twice in one nested mapping is invalid YAML, which Flink refuses; the old
-    // reader took the later one.
-    let message = error(
+fn repeated_keys() {
+    // Flink's legacy reader takes the later one, with a warning here.
+    let text = "kubernetes.namespace: a\nkubernetes.namespace: b\n";
+    let logs = logs_of(|| assert_eq!(legacy(text).namespace, some("b")));
+    assert!(logs.contains("twice"), "{logs}");
+    // In YAML the same key twice in one mapping, nested or not, is invalid, and Flink refuses it.
+    let message = yaml_error(text);
+    assert!(message.starts_with("line 2: "), "{message}");
+    let message = yaml_error(
         "kubernetes:\n  namespace: a\n  namespace: b\nkubernetes.namespace: c\nkubernetes:\n  namespace: d\n",
     );
     assert!(message.starts_with("line 3: "), "{message}");
@@ -546,15 +683,14 @@ fn repeated_keys_last_wins() {
         message.contains("twice") && message.contains("line 2"),
         "{message}"
     );
-    // Top-level entries, flat or nested, repeat as in Flink's legacy reader: the later one wins.
-    let conf = parse(
-        "kubernetes:\n  namespace: a\nkubernetes.namespace: c\nkubernetes:\n  namespace: d\n",
-    );
-    assert_eq!(conf.namespace, some("d"));
+    // Once nested and once dotted, they are two YAML keys for one setting: the later one wins.
     let logs = logs_of(|| {
-        parse("kubernetes.namespace: a\nkubernetes.namespace: b\n");
+        let conf = yaml("kubernetes:\n  namespace: a\nkubernetes.namespace: c\n");
+        assert_eq!(conf.namespace, some("c"));
     });
     assert!(logs.contains("twice"), "{logs}");
+    let conf = yaml("kubernetes.namespace: c\nkubernetes:\n  namespace: a\n");
+    assert_eq!(conf.namespace, some("a"));
 }
 
 #[test]
@@ -566,24 +702,41 @@ fn empty_values_leave_keys_unset() {
         "kubernetes.cluster-id: NULL\n",
         "kubernetes:\n  cluster-id:\n",
     ] {
-        assert_eq!(parse(text).cluster_id, None, "{text:?}");
+        assert_eq!(yaml(text).cluster_id, None, "{text:?}");
     }
-    let conf = parse("kubernetes.cluster-id: a\nkubernetes.cluster-id:\n");
+    let conf = yaml("kubernetes:\n  cluster-id: a\nkubernetes.cluster-id: ~\n");
     assert_eq!(
         conf.cluster_id,
         some("a"),
         "an empty value does not undo an earlier one"
     );
+    // The legacy reader skips a line with nothing after the `:` (no `": "`, or an empty
+    // value) and takes `~` and `null` as text.
+    for text in ["kubernetes.cluster-id:\n", "kubernetes.cluster-id:   \n"] {
+        assert_eq!(legacy(text).cluster_id, None, "{text:?}");
+    }
+    let conf = legacy("kubernetes.cluster-id: a\nkubernetes.cluster-id:\n");
+    assert_eq!(conf.cluster_id, some("a"));
+    for value in ["~", "null", "NULL", "'null'"] {
+        let conf = legacy(&format!("kubernetes.cluster-id: {value}\n"));
+        assert_eq!(conf.cluster_id, some(value), "{value}");
+    }
     assert_eq!(
-        parse("kubernetes.cluster-id: 'null'\n").cluster_id,
+        yaml("kubernetes.cluster-id: 'null'\n").cluster_id,
         some("null")
     );
 }
 
 #[test]
 fn line_endings_and_byte_order_mark() {
-    let conf = parse(
+    let conf = yaml(
         "\u{feff}kubernetes:\r\n  cluster-id: crlf\r\n  namespace: ns\rs3.endpoint: http://cr\n",
+    );
+    assert_eq!(conf.cluster_id, some("crlf"));
+    assert_eq!(conf.namespace, some("ns"));
+    assert_eq!(conf.s3_endpoint, some("http://cr"));
+    let conf = legacy(
+        "\u{feff}kubernetes.cluster-id: crlf\r\nkubernetes.namespace: ns\rs3.endpoint: http://cr\n",
     );
     assert_eq!(conf.cluster_id, some("crlf"));
     assert_eq!(conf.namespace, some("ns"));
@@ -593,11 +746,15 @@ fn line_endings_and_byte_order_mark() {
 #[test]
 fn document_markers() {
     assert_eq!(
-        parse("%YAML 1.2\n---\nkubernetes.namespace: ns\n...\n").namespace,
+        yaml("%YAML 1.2\n---\nkubernetes.namespace: ns\n...\n").namespace,
         some("ns")
     );
-    let message = error("kubernetes.namespace: a\n---\nkubernetes.namespace: b\n");
+    let message = yaml_error("kubernetes.namespace: a\n---\nkubernetes.namespace: b\n");
     assert!(message.starts_with("line 2: "), "{message}");
+    // To the legacy reader they are lines without `": "`, skipped.
+    let conf =
+        legacy("%YAML 1.2\n---\nkubernetes.namespace: a\n---\nkubernetes.namespace: b\n...\n");
+    assert_eq!(conf.namespace, some("b"));
 }
 
 // -------------------------------------------------------------------------------------------
@@ -605,37 +762,49 @@ fn document_markers() {
 
 #[test]
 fn tabs() {
-    let message = error("kubernetes:\n\tcluster-id: x\n");
+    let message = yaml_error("kubernetes:\n\tcluster-id: x\n");
     assert!(message.starts_with("line 2: "), "{message}");
     assert!(message.contains("tab"), "{message}");
-    let message = error("kubernetes:\n  \tcluster-id: x\n");
+    let message = yaml_error("kubernetes:\n  \tcluster-id: x\n");
     assert!(message.starts_with("line 2: "), "{message}");
-    let message = error("kubernetes.namespace: a\n\tkubernetes.cluster-id: x\n");
+    let message = yaml_error("kubernetes.namespace: a\n\tkubernetes.cluster-id: x\n");
     assert!(message.contains("tab"), "{message}");
     // Tabs may separate tokens within a line, and blank or comment lines may hold them.
-    let conf = parse(
+    let conf = yaml(
         "kubernetes.cluster-id:\tx\t# c\n\t\n\t# tabbed comment\nkubernetes.namespace: a\tb\n",
     );
     assert_eq!(conf.cluster_id, some("x"));
     assert_eq!(conf.namespace, some("a\tb"));
+    // The legacy reader trims tabs like spaces, but needs `": "`: `key:<TAB>x` is skipped.
+    let conf = legacy(
+        "kubernetes.cluster-id:\tx\n\tkubernetes.namespace: a\tb\t\ns3.endpoint:\t http://e\n",
+    );
+    assert_eq!(conf.cluster_id, None);
+    assert_eq!(conf.namespace, some("a\tb"));
+    assert_eq!(conf.s3_endpoint, None);
 }
 
 #[test]
 fn bad_indentation() {
-    let message = error("kubernetes:\n    cluster-id: a\n  namespace: b\n");
+    let message = yaml_error("kubernetes:\n    cluster-id: a\n  namespace: b\n");
     assert!(message.starts_with("line 3: "), "{message}");
     assert!(message.contains("indentation"), "{message}");
     // (The old reader named line 2, where the plain value starts; YAML names line 3, where the
     // over-indented `cluster-id: b` makes it a key inside a value.)
-    let message = error("kubernetes:\n  namespace: a\n    cluster-id: b\n");
+    let message = yaml_error("kubernetes:\n  namespace: a\n    cluster-id: b\n");
     assert!(message.starts_with("line 3: "), "{message}");
-    let message = error("  kubernetes.namespace: a\nkubernetes.cluster-id: b\n");
+    let text = "  kubernetes.namespace: a\nkubernetes.cluster-id: b\n";
+    let message = yaml_error(text);
     assert!(message.starts_with("line 2: "), "{message}");
+    // The legacy reader trims every line.
+    let conf = legacy(text);
+    assert_eq!(conf.namespace, some("a"));
+    assert_eq!(conf.cluster_id, some("b"));
 }
 
 #[test]
 fn unknown_keys_with_lists_flows_and_block_scalars_are_skipped() {
-    let conf = parse(concat!(
+    let conf = yaml(concat!(
         "pipeline:\n",
         "  jars: [a.jar, 'b.jar',\n",
         "    \"c.jar\"]   # continued\n",
@@ -675,7 +844,7 @@ fn lists_under_known_keys_are_errors() {
         ("kubernetes:\n  cluster-id: [a]\n", 2, "flow list"),
         ("s3:\n  endpoint: *alias\n", 2, "alias"),
     ] {
-        let message = error(text);
+        let message = yaml_error(text);
         assert!(message.starts_with(&format!("line {line}: ")), "{message}");
         assert!(message.contains(found), "{message}");
     }
@@ -684,15 +853,14 @@ fn lists_under_known_keys_are_errors() {
 #[test]
 fn flow_mappings_are_flattened_like_block_mappings() {
     // The old reader refused these; Flink flattens a flow mapping as it does a block one.
-    assert_eq!(parse("kubernetes: {cluster-id: x}\n").cluster_id, some("x"));
+    assert_eq!(yaml("kubernetes: {cluster-id: x}\n").cluster_id, some("x"));
     assert_eq!(
-        parse("kubernetes: &k {cluster-id: x}\n").cluster_id,
+        yaml("kubernetes: &k {cluster-id: x}\n").cluster_id,
         some("x")
     );
-    let conf =
-        parse("high-availability:\n  kubernetes: &k {leader-election.lease-duration: 1 s}\n");
+    let conf = yaml("high-availability:\n  kubernetes: &k {leader-election.lease-duration: 1 s}\n");
     assert_eq!(conf.lease_duration, secs(1));
-    let conf = parse("{\"kubernetes.cluster-id\": \"x\", kubernetes: {namespace: ns}}\n");
+    let conf = yaml("{\"kubernetes.cluster-id\": \"x\", kubernetes: {namespace: ns}}\n");
     assert_eq!(conf.cluster_id, some("x"));
     assert_eq!(conf.namespace, some("ns"));
 }
@@ -711,7 +879,7 @@ fn malformed_yaml_below_the_top_level_is_an_error() {
         ("s3:\n\n  [a] b\n", 3),
         ("s3:\n  foo: 'a' b\n", 2),
     ] {
-        let message = error(text);
+        let message = yaml_error(text);
         assert!(
             message.starts_with(&format!("line {line}: ")),
             "{text:?}: {message}"
@@ -726,7 +894,7 @@ fn nesting_is_bounded() {
         text.push_str(&" ".repeat(depth));
         text.push_str("k:\n");
     }
-    let message = error(&text);
+    let message = yaml_error(&text);
     assert!(message.contains("nested deeper"), "{message}");
 }
 
@@ -735,7 +903,7 @@ fn nesting_is_bounded() {
 
 #[test]
 fn anchors_and_aliases() {
-    let conf = parse(concat!(
+    let conf = yaml(concat!(
         "timings: &timings\n",
         "  lease-duration: 20 s\n",
         "  renew-deadline: 15 s\n",
@@ -756,10 +924,11 @@ fn anchors_and_aliases() {
     assert_eq!(conf.namespace, some("orders"));
     // YAML 1.2 has no merge key (`<<`), and neither has Flink's parser: `<<` is a key like
     // any other, so nothing below it reaches hakeeper's settings.
-    let conf = parse("base: &b\n  cluster-id: merged\nkubernetes:\n  <<: *b\n");
+    let conf = yaml("base: &b\n  cluster-id: merged\nkubernetes:\n  <<: *b\n");
     assert_eq!(conf.cluster_id, None);
     // An alias before its anchor is an error naming the line.
-    let message = error("kubernetes:\n  cluster-id: x\n  namespace: *later\nlater: &later ns\n");
+    let message =
+        yaml_error("kubernetes:\n  cluster-id: x\n  namespace: *later\nlater: &later ns\n");
     assert!(message.starts_with("line 3: "), "{message}");
     assert!(message.contains("alias"), "{message}");
 }
@@ -772,14 +941,14 @@ fn aliases_cannot_blow_up() {
         text.push_str(&format!("l{i}: &l{i} {{a: *l{}, b: *l{}}}\n", i - 1, i - 1));
     }
     let started = std::time::Instant::now();
-    let message = error(&text);
+    let message = yaml_error(&text);
     assert!(message.contains("aliases expand"), "{message}");
     assert!(started.elapsed() < Duration::from_secs(10));
 }
 
 #[test]
 fn block_scalars() {
-    let conf = parse(concat!(
+    let conf = yaml(concat!(
         "high-availability:\n",
         "  storageDir: >-\n",
         "    s3://flink-ha/\n",
@@ -809,7 +978,7 @@ fn block_scalars() {
 
 #[test]
 fn comments_in_flow_collections() {
-    let conf = parse(concat!(
+    let conf = yaml(concat!(
         "kubernetes: {   # the cluster\n",
         "  cluster-id: orders,  # its id\n",
         "  # a whole-line comment\n",
@@ -834,7 +1003,7 @@ fn nulls_leave_keys_unset() {
         "kubernetes: ~\n",
         "kubernetes: {}\n",
     ] {
-        assert_eq!(parse(text).cluster_id, None, "{text:?}");
+        assert_eq!(yaml(text).cluster_id, None, "{text:?}");
     }
     // Quoted, or tagged as a string, it is the word.
     for text in [
@@ -842,10 +1011,10 @@ fn nulls_leave_keys_unset() {
         "kubernetes:\n  cluster-id: \"null\"\n",
         "kubernetes:\n  cluster-id: !!str null\n",
     ] {
-        assert_eq!(parse(text).cluster_id, some("null"), "{text:?}");
+        assert_eq!(yaml(text).cluster_id, some("null"), "{text:?}");
     }
     assert_eq!(
-        parse("kubernetes:\n  cluster-id: '~'\n").cluster_id,
+        yaml("kubernetes:\n  cluster-id: '~'\n").cluster_id,
         some("~")
     );
 }
@@ -867,6 +1036,9 @@ fn numbers_and_booleans_read_as_flink_reads_them() {
         ("1.5e-5", "1.5E-5"),
         ("6.02e23", "6.02E23"),
         ("12345678.9", "1.23456789E7"),
+        ("1.", "1.0"),
+        ("+.5", "0.5"),
+        ("-1E+2", "-100.0"),
         (".inf", ".inf"),
         ("-.Inf", "-.inf"),
         (".NaN", ".nan"),
@@ -883,15 +1055,21 @@ fn numbers_and_booleans_read_as_flink_reads_them() {
         ("1.2.3", "1.2.3"),
         ("0x", "0x"),
         ("e3", "e3"),
+        ("1e", "1e"),
+        (".", "."),
+        ("+", "+"),
+        ("--1", "--1"),
+        ("1e5.0", "1e5.0"),
+        ("1.5E", "1.5E"),
         ("tRuE", "tRuE"),
     ] {
-        let conf = parse(&format!("kubernetes:\n  cluster-id: {written}\n"));
+        let conf = yaml(&format!("kubernetes:\n  cluster-id: {written}\n"));
         assert_eq!(conf.cluster_id, some(read), "{written}");
         // Quoted, the text is kept.
-        let conf = parse(&format!("kubernetes:\n  cluster-id: '{written}'\n"));
+        let conf = yaml(&format!("kubernetes:\n  cluster-id: '{written}'\n"));
         assert_eq!(conf.cluster_id, some(written), "'{written}'");
     }
-    let conf = parse(concat!(
+    let conf = yaml(concat!(
         "state.checkpoints.num-retained: 0x10\n",
         "high-availability.kubernetes.leader-election.lease-duration: 0o17\n",
         "taskmanager:\n",
@@ -902,35 +1080,41 @@ fn numbers_and_booleans_read_as_flink_reads_them() {
     assert_eq!(conf.lease_duration, Some(Duration::from_millis(15)));
     assert_eq!(conf.s3_path_style, Some(true));
     // A float is no count for Flink either (`Integer.parseInt("5.0")` fails).
-    let message = error("state.checkpoints.num-retained: 5.0\n");
+    let message = error_both("state.checkpoints.num-retained: 5.0\n");
     assert!(message.contains("\"5.0\""), "{message}");
+    // The legacy reader takes the text as written, which Flink's converters then read.
+    let message = error_in("state.checkpoints.num-retained: 0x10\n", Format::Legacy);
+    assert!(message.contains("\"0x10\""), "{message}");
+    let conf = legacy("kubernetes.cluster-id: 007\ns3.path.style.access: True\n");
+    assert_eq!(conf.cluster_id, some("007"));
+    assert_eq!(conf.s3_path_style, Some(true));
 }
 
 #[test]
 fn keys_that_are_not_strings() {
     // Flink joins keys with Java's string concatenation.
-    let conf = parse("kubernetes:\n  cluster-id:\n    1: x\n? namespace\n: by-explicit-key\n");
+    let conf = yaml("kubernetes:\n  cluster-id:\n    1: x\n? namespace\n: by-explicit-key\n");
     assert_eq!(conf.cluster_id, None);
-    let conf = parse("s3:\n  ? endpoint\n  : http://explicit\n");
+    let conf = yaml("s3:\n  ? endpoint\n  : http://explicit\n");
     assert_eq!(conf.s3_endpoint, some("http://explicit"));
-    let message = error("kubernetes:\n  ? [a, b]\n  : x\n");
+    let message = yaml_error("kubernetes:\n  ? [a, b]\n  : x\n");
     assert!(message.starts_with("line 2: "), "{message}");
     assert!(message.contains("as a key"), "{message}");
 }
 
 #[test]
 fn tags() {
-    let conf = parse("kubernetes:\n  cluster-id: !!str 0x10\n  namespace: ! 007\n");
+    let conf = yaml("kubernetes:\n  cluster-id: !!str 0x10\n  namespace: ! 007\n");
     assert_eq!(conf.cluster_id, some("0x10"));
     assert_eq!(conf.namespace, some("007"));
-    let message = error("kubernetes:\n  cluster-id: !custom x\n");
+    let message = yaml_error("kubernetes:\n  cluster-id: !custom x\n");
     assert!(message.starts_with("line 2: "), "{message}");
     assert!(message.contains("!custom"), "{message}");
 }
 
 #[test]
 fn multiple_documents_are_refused() {
-    let message = error("kubernetes:\n  namespace: a\n---\nkubernetes:\n  namespace: b\n");
+    let message = yaml_error("kubernetes:\n  namespace: a\n---\nkubernetes:\n  namespace: b\n");
     assert!(message.starts_with("line 3: "), "{message}");
     assert!(message.contains("second YAML document"), "{message}");
 }
@@ -964,7 +1148,7 @@ fn garbage_gives_a_clear_error_naming_file_and_line() {
 #[test]
 fn tab_after_colon_is_a_separator() {
     // YAML 1.2 and Flink accept it; the parser hakeeper uses needs help (see yaml::read).
-    let conf = parse("kubernetes:\n  cluster-id:\tx\n  namespace:\t\t-dash\n");
+    let conf = yaml("kubernetes:\n  cluster-id:\tx\n  namespace:\t\t-dash\n");
     assert_eq!(conf.cluster_id, some("x"));
     assert_eq!(conf.namespace, some("-dash"));
 }
@@ -974,22 +1158,22 @@ fn tab_after_colon_is_a_separator() {
 
 #[test]
 fn cluster_id_precedence() {
-    let conf = parse("high-availability.cluster-id: ha-id\nkubernetes.cluster-id: k8s-id\n");
+    let conf = both("high-availability.cluster-id: ha-id\nkubernetes.cluster-id: k8s-id\n");
     assert_eq!(conf.cluster_id, some("k8s-id"));
     assert_eq!(conf.ha_cluster_id, some("ha-id"));
     let logs = logs_of(|| {
-        parse("high-availability.cluster-id: ha-id\nkubernetes.cluster-id: k8s-id\n");
+        yaml("high-availability.cluster-id: ha-id\nkubernetes.cluster-id: k8s-id\n");
     });
     assert!(logs.contains("differ"), "{logs}");
     let logs = logs_of(|| {
-        parse("high-availability.cluster-id: /same\nkubernetes.cluster-id: same\n");
+        yaml("high-availability.cluster-id: /same\nkubernetes.cluster-id: same\n");
     });
     assert!(!logs.contains("differ"), "{logs}");
 
-    let conf = parse("high-availability:\n  cluster-id: ha-only\n");
+    let conf = yaml("high-availability:\n  cluster-id: ha-only\n");
     assert_eq!(conf.cluster_id, some("ha-only"));
     assert_eq!(conf.ha_cluster_id, some("ha-only"));
-    let conf = parse("high-availability.zookeeper.path.namespace: /legacy-ns\n");
+    let conf = both("high-availability.zookeeper.path.namespace: /legacy-ns\n");
     assert_eq!(
         conf.cluster_id,
         some("legacy-ns"),
@@ -997,17 +1181,17 @@ fn cluster_id_precedence() {
     );
     assert_eq!(conf.ha_cluster_id, some("/legacy-ns"));
     let conf =
-        parse("high-availability.cluster-id: current\nrecovery.zookeeper.path.namespace: old\n");
+        both("high-availability.cluster-id: current\nrecovery.zookeeper.path.namespace: old\n");
     assert_eq!(conf.ha_cluster_id, some("current"));
 }
 
 #[test]
 fn storage_dir_deprecated_keys() {
-    let conf = parse("high-availability.zookeeper.storageDir: s3://zk\n");
+    let conf = both("high-availability.zookeeper.storageDir: s3://zk\n");
     assert_eq!(conf.storage_dir, some("s3://zk"));
-    let conf = parse("recovery.zookeeper.storageDir: s3://oldest\n");
+    let conf = both("recovery.zookeeper.storageDir: s3://oldest\n");
     assert_eq!(conf.storage_dir, some("s3://oldest"));
-    let conf = parse(
+    let conf = both(
         "high-availability.storageDir: s3://new\nhigh-availability.zookeeper.storageDir: s3://zk\n",
     );
     assert_eq!(
@@ -1016,13 +1200,13 @@ fn storage_dir_deprecated_keys() {
         "the current key wins whatever the order"
     );
     let conf =
-        parse("high-availability:\n  zookeeper.storageDir: s3://zk\n  storageDir: s3://new\n");
+        yaml("high-availability:\n  zookeeper.storageDir: s3://zk\n  storageDir: s3://new\n");
     assert_eq!(conf.storage_dir, some("s3://new"));
 }
 
 #[test]
 fn s3_aliases() {
-    let conf = parse(concat!(
+    let conf = both(concat!(
         "fs.s3a.endpoint: http://hadoop\n",
         "fs.s3a.path.style.access: false\n",
         "fs.s3a.access.key: ak\n",
@@ -1033,7 +1217,7 @@ fn s3_aliases() {
     assert_eq!(conf.s3_access_key, some("ak"));
     assert_eq!(conf.s3_secret_key, some("sk"));
 
-    let conf = parse(concat!(
+    let conf = both(concat!(
         "s3.access.key: dotted\n",
         "s3.access-key: dashed\n",
         "presto.s3.endpoint: http://presto\n",
@@ -1053,10 +1237,9 @@ fn s3_aliases() {
 
 #[test]
 fn current_checkpoint_key_wins_over_deprecated() {
-    let conf =
-        parse("execution.checkpointing.num-retained: 3\nstate.checkpoints.num-retained: 9\n");
+    let conf = both("execution.checkpointing.num-retained: 3\nstate.checkpoints.num-retained: 9\n");
     assert_eq!(conf.checkpoints_retained, Some(3));
-    let conf = parse("state:\n  checkpoints.num-retained: 9\n");
+    let conf = yaml("state:\n  checkpoints.num-retained: 9\n");
     assert_eq!(conf.checkpoints_retained, Some(9));
 }
 
@@ -1154,23 +1337,27 @@ fn yamlish() -> impl Strategy<Value = String> {
 proptest! {
     #[test]
     fn never_panics_on_arbitrary_text(text in any::<String>()) {
-        let _ = FlinkConf::parse(&text);
+        let _ = FlinkConf::parse(&text, Format::Yaml);
+        let _ = FlinkConf::parse(&text, Format::Legacy);
     }
 
     #[test]
     fn arbitrary_bytes_give_settings_or_a_clean_error(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("config.yaml");
-        std::fs::write(&path, &bytes).unwrap();
-        if let Err(e) = FlinkConf::load(&path) {
-            let message = e.to_string();
-            prop_assert!(message.contains(&path.display().to_string()), "{}", message);
+        for name in ["config.yaml", "flink-conf.yaml"] {
+            let path = dir.path().join(name);
+            std::fs::write(&path, &bytes).unwrap();
+            if let Err(e) = FlinkConf::load(&path) {
+                let message = e.to_string();
+                prop_assert!(message.contains(&path.display().to_string()), "{}", message);
+            }
         }
     }
 
     #[test]
     fn never_panics_on_yaml_like_text(text in yamlish()) {
-        let _ = FlinkConf::parse(&text);
+        let _ = FlinkConf::parse(&text, Format::Yaml);
+        let _ = FlinkConf::parse(&text, Format::Legacy);
     }
 
     #[test]
@@ -1187,9 +1374,10 @@ proptest! {
         let nested = format!(
             "kubernetes:\n  cluster-id: {id}\n  namespace: '{ns}'\nhigh-availability:\n  kubernetes:\n    leader-election.lease-duration: {millis} ms\nstate:\n  checkpoints:\n    num-retained: {retained}\ns3:\n  path.style.access: {path_style}\n"
         );
-        let a = FlinkConf::parse(&flat).unwrap();
-        let b = FlinkConf::parse(&nested).unwrap();
+        let a = FlinkConf::parse(&flat, Format::Legacy).unwrap();
+        let b = FlinkConf::parse(&nested, Format::Yaml).unwrap();
         prop_assert_eq!(&a, &b);
+        prop_assert_eq!(&a, &FlinkConf::parse(&flat, Format::Yaml).unwrap());
         prop_assert_eq!(a.cluster_id, Some(id));
         prop_assert_eq!(a.lease_duration, Some(Duration::from_millis(millis)));
     }

@@ -9,10 +9,10 @@ use std::rc::Rc;
 
 use saphyr_parser::{Event, Parser, ScalarStyle, ScanError, Span, Tag};
 
-use super::{Construct, Value};
+use super::{FlinkConfError, Value};
 
 /// How deep mappings and lists may nest, aliases included (Flink's own keys need fewer than ten).
-pub(super) const MAX_NESTING: usize = 64;
+const MAX_NESTING: usize = 64;
 
 /// How many mapping entries the flattened document may have once aliases are expanded, and how
 /// many bytes its keys may take: a few aliases of aliases can otherwise stand for billions.
@@ -30,62 +30,23 @@ pub(super) struct Flat {
     pub value: Value,
 }
 
-/// What a document turned out to be.
-#[derive(Debug)]
-pub(super) enum Root {
-    /// No content, or only a null.
-    Empty,
-    /// A mapping, flattened; and whether any of its values was itself a mapping.
-    Mapping { flat: Vec<Flat>, nested: bool },
-    /// A scalar or a list: not a configuration.
-    Other,
-}
-
-#[derive(Debug)]
-pub(super) struct Doc {
-    pub root: Root,
-    /// Whether an anchor, alias or tag was used anywhere.
-    pub properties: bool,
-}
-
-/// Why a text is not a configuration YAML can give.
-#[derive(Debug)]
-pub(super) struct Error {
-    pub line: usize,
-    pub message: String,
-    /// Whether reading the text line by line instead cannot help: the text is YAML, but not one
-    /// configuration (a second document, too deep, too large once expanded).
-    pub fatal: bool,
-}
-
-impl Error {
-    fn new(line: usize, message: impl Into<String>) -> Self {
-        Error {
-            line,
-            message: message.into(),
-            fatal: false,
-        }
-    }
-
-    fn fatal(line: usize, message: impl Into<String>) -> Self {
-        Error {
-            line,
-            message: message.into(),
-            fatal: true,
-        }
+fn syntax(line: usize, message: impl Into<String>) -> FlinkConfError {
+    FlinkConfError::Syntax {
+        line,
+        message: message.into(),
     }
 }
 
-/// Read `text` as one YAML document; line numbers in the result are shifted by `offset`.
+/// Read `text` as one YAML document whose root is a mapping (or empty), flattened in file order.
 ///
 /// `saphyr-parser` refuses a tab between `:` and a value that starts with a letter or `-`
 /// (`key:<TAB>value`), which YAML 1.2 and Flink's parser accept; such a tab is replaced by a
 /// space (the value does not change) and the text read again.
-pub(super) fn read(text: &str, offset: usize) -> Result<Doc, Error> {
+pub(super) fn read(text: &str) -> Result<Vec<Flat>, FlinkConfError> {
     let mut fixed: Option<String> = None;
     for _ in 0..MAX_TAB_FIXES {
         let source = fixed.as_deref().unwrap_or(text);
-        match Builder::new(source, offset).run() {
+        match Builder::new(source).run() {
             Err(Failure::Scan(e)) if e.info().starts_with("':' must be followed") => {
                 let end = source
                     .char_indices()
@@ -93,26 +54,26 @@ pub(super) fn read(text: &str, offset: usize) -> Result<Doc, Error> {
                     .map_or(source.len(), |(at, _)| at);
                 let start = source[..end].trim_end_matches([' ', '\t']).len();
                 if !source[start..end].contains('\t') {
-                    return Err(scan_error(&e, source, offset));
+                    return Err(scan_error(&e, source));
                 }
                 let mut next = source.to_string();
                 next.replace_range(start..end, &" ".repeat(end - start));
                 fixed = Some(next);
             }
-            Err(Failure::Scan(e)) => return Err(scan_error(&e, source, offset)),
+            Err(Failure::Scan(e)) => return Err(scan_error(&e, source)),
             Err(Failure::Other(e)) => return Err(e),
             Ok(doc) => return Ok(doc),
         }
     }
-    Err(Error::new(
-        offset + 1,
+    Err(syntax(
+        1,
         "too many tabs after `:`; separate keys from values with spaces",
     ))
 }
 
 /// A parser error, its line kept within the text (an unclosed quote or bracket is reported at
 /// the end of the input, which may be a line past the last).
-fn scan_error(e: &ScanError, source: &str, offset: usize) -> Error {
+fn scan_error(e: &ScanError, source: &str) -> FlinkConfError {
     let last = source
         .split('\n')
         .enumerate()
@@ -139,7 +100,6 @@ fn scan_error(e: &ScanError, source: &str, offset: usize) -> Error {
             line = at.0 + 1;
         }
     }
-    let line = offset + line;
     // (The parser's messages quote at most one character of the input, one of `%@` and a
     // backquote, so they never show part of a value.)
     let message = if info.contains("unknown anchor") {
@@ -158,7 +118,7 @@ fn scan_error(e: &ScanError, source: &str, offset: usize) -> Error {
     } else {
         format!("not valid YAML: {info}")
     };
-    Error::new(line, message)
+    syntax(line, message)
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -198,7 +158,7 @@ enum Frame {
 
 enum Failure {
     Scan(ScanError),
-    Other(Error),
+    Other(FlinkConfError),
 }
 
 struct Builder<'a> {
@@ -206,16 +166,15 @@ struct Builder<'a> {
     /// Each line's start, for looking at what precedes a key.
     line_starts: Vec<usize>,
     parser: Parser<'a, saphyr_parser::StrInput<'a>>,
-    offset: usize,
     stack: Vec<Frame>,
     anchors: HashMap<usize, Rc<Node>>,
-    root: Option<Rc<Node>>,
+    /// The document's root node and its line.
+    root: Option<(Rc<Node>, usize)>,
     documents: usize,
-    properties: bool,
 }
 
 impl<'a> Builder<'a> {
-    fn new(source: &'a str, offset: usize) -> Self {
+    fn new(source: &'a str) -> Self {
         let line_starts = std::iter::once(0)
             .chain(source.match_indices('\n').map(|(at, _)| at + 1))
             .collect();
@@ -223,68 +182,56 @@ impl<'a> Builder<'a> {
             source,
             line_starts,
             parser: Parser::new_from_str(source),
-            offset,
             stack: Vec::new(),
             anchors: HashMap::new(),
             root: None,
             documents: 0,
-            properties: false,
         }
     }
 
-    fn line(&self, span: &Span) -> usize {
-        self.offset + span.start.line()
-    }
-
-    fn run(mut self) -> Result<Doc, Failure> {
+    fn run(mut self) -> Result<Vec<Flat>, Failure> {
         while let Some(next) = self.parser.next_event() {
             let (event, span) = next.map_err(Failure::Scan)?;
             self.event(event, span).map_err(Failure::Other)?;
         }
-        let root = match self.root.as_deref() {
-            None | Some(Node::Scalar(None)) => Root::Empty,
-            Some(Node::Map(entries)) => {
-                let mut flattener = Flattener::default();
-                flattener.map(entries, "", 0).map_err(Failure::Other)?;
-                Root::Mapping {
-                    flat: flattener.out,
-                    nested: flattener.nested,
+        let mut flattener = Flattener::default();
+        match self.root {
+            None => {}
+            Some((root, line)) => match &*root {
+                Node::Scalar(None) => {}
+                Node::Map(entries) => flattener.map(entries, "", 0).map_err(Failure::Other)?,
+                _ => {
+                    return Err(Failure::Other(syntax(
+                        line,
+                        "the document is not a mapping of `key: value` settings",
+                    )));
                 }
-            }
-            Some(_) => Root::Other,
-        };
-        Ok(Doc {
-            root,
-            properties: self.properties,
-        })
+            },
+        }
+        Ok(flattener.out)
     }
 
-    fn event(&mut self, event: Event<'a>, span: Span) -> Result<(), Error> {
-        let line = self.line(&span);
+    fn event(&mut self, event: Event<'a>, span: Span) -> Result<(), FlinkConfError> {
+        let line = span.start.line();
         let is_map = matches!(event, Event::MappingStart(..));
         match event {
             Event::DocumentStart(_) => {
                 self.documents += 1;
                 if self.documents > 1 {
-                    // (Not fatal: in a file that is not YAML, `--- text` is a line like any other.)
-                    return Err(Error::new(
+                    return Err(syntax(
                         line,
                         "a second YAML document (`---`); Flink reads a single document",
                     ));
                 }
             }
             Event::Scalar(text, style, anchor, tag) => {
-                if anchor > 0 || tag.is_some() {
-                    self.properties = true;
-                }
                 let value = scalar(&text, style, tag.as_deref())
-                    .map_err(|message| Error::new(line, message))?;
+                    .map_err(|message| syntax(line, message))?;
                 self.complete(Rc::new(Node::Scalar(value)), anchor, line)?;
             }
             Event::Alias(id) => {
-                self.properties = true;
                 let node = self.anchors.get(&id).cloned().ok_or_else(|| {
-                    Error::new(
+                    syntax(
                         line,
                         "an alias (`*name`) refers to a node that contains it; YAML allows no cycles",
                     )
@@ -292,17 +239,14 @@ impl<'a> Builder<'a> {
                 self.complete(node, 0, line)?;
             }
             Event::SequenceStart(anchor, tag) | Event::MappingStart(anchor, tag) => {
-                if anchor > 0 || tag.is_some() {
-                    self.properties = true;
-                }
                 if let Some(tag) = tag.as_deref() {
                     let expected = if is_map { "map" } else { "seq" };
                     if !(is_core(tag) && tag.suffix == expected || is_non_specific(tag)) {
-                        return Err(Error::new(line, unknown_tag(tag)));
+                        return Err(syntax(line, unknown_tag(tag)));
                     }
                 }
                 if self.stack.len() >= MAX_NESTING {
-                    return Err(Error::fatal(
+                    return Err(syntax(
                         line,
                         format!("mappings nested deeper than {MAX_NESTING} levels"),
                     ));
@@ -337,13 +281,18 @@ impl<'a> Builder<'a> {
     }
 
     /// A node is complete: remember its anchor and place it in its parent.
-    fn complete(&mut self, node: Rc<Node>, anchor: usize, line: usize) -> Result<(), Error> {
+    fn complete(
+        &mut self,
+        node: Rc<Node>,
+        anchor: usize,
+        line: usize,
+    ) -> Result<(), FlinkConfError> {
         if anchor > 0 {
             self.anchors.insert(anchor, Rc::clone(&node));
         }
         let tab_before_key = self.tab_before_key(line);
         match self.stack.last_mut() {
-            None => self.root = Some(node),
+            None => self.root = Some((node, line)),
             Some(Frame::List { .. }) => {}
             Some(Frame::Map {
                 block,
@@ -359,20 +308,20 @@ impl<'a> Builder<'a> {
                         // Java's string concatenation, as in Flink's `keyPrefix + key`.
                         Node::Scalar(None) => "null".to_string(),
                         _ => {
-                            return Err(Error::new(
+                            return Err(syntax(
                                 line,
                                 "a list or mapping used as a key; Flink's keys are strings",
                             ));
                         }
                     };
                     if *block && tab_before_key {
-                        return Err(Error::new(
+                        return Err(syntax(
                             line,
                             "a tab indents this line; YAML indents with spaces only",
                         ));
                     }
                     if let Some(first) = seen.insert(text.clone(), line) {
-                        return Err(Error::new(
+                        return Err(syntax(
                             line,
                             format!(
                                 "a key given twice in the same mapping (first on line {first}); YAML forbids it, and Flink refuses the file"
@@ -388,7 +337,7 @@ impl<'a> Builder<'a> {
 
     /// Whether a tab comes before the first character of `line` (a key's line).
     fn tab_before_key(&self, line: usize) -> bool {
-        let Some(&start) = self.line_starts.get(line - self.offset - 1) else {
+        let Some(&start) = self.line_starts.get(line - 1) else {
             return false;
         };
         self.source[start..]
@@ -494,28 +443,16 @@ fn radix(text: &str, prefix: &str, base: u32) -> Option<String> {
 }
 
 /// `[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?` written as Java's `Double.toString`
-/// writes it.
+/// writes it. (That is Rust's own float syntax without its `inf` and `nan` words, which the
+/// characters allowed here rule out.)
 fn float(text: &str) -> Option<String> {
-    let unsigned = text.strip_prefix(['-', '+']).unwrap_or(text);
-    let (mantissa, exponent) = match unsigned.find(['e', 'E']) {
-        Some(at) => (&unsigned[..at], Some(&unsigned[at + 1..])),
-        None => (unsigned, None),
-    };
-    let (whole, fraction) = mantissa.split_once('.').unwrap_or((mantissa, ""));
-    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
-    let mantissa_ok = digits(whole)
-        && digits(fraction)
-        && (!whole.is_empty() || !fraction.is_empty())
-        && (mantissa.contains('.') || exponent.is_some());
-    let exponent_ok = exponent.is_none_or(|e| {
-        let e = e.strip_prefix(['-', '+']).unwrap_or(e);
-        !e.is_empty() && digits(e)
-    });
-    if !(mantissa_ok && exponent_ok) {
+    if !text
+        .bytes()
+        .all(|b| b.is_ascii_digit() || b".eE+-".contains(&b))
+    {
         return None;
     }
-    let value: f64 = text.parse().ok()?;
-    Some(java_double(value))
+    text.parse().ok().map(java_double)
 }
 
 /// Java's `Double.toString`, as snakeyaml-engine writes a double (`.inf` for an infinity).
@@ -549,7 +486,6 @@ fn java_double(value: f64) -> String {
 #[derive(Default)]
 struct Flattener {
     out: Vec<Flat>,
-    nested: bool,
     entries: usize,
     key_bytes: usize,
 }
@@ -560,13 +496,13 @@ impl Flattener {
         entries: &[(Key, Rc<Node>)],
         prefix: &str,
         depth: usize,
-    ) -> Result<(), Error> {
+    ) -> Result<(), FlinkConfError> {
         for (key, node) in entries {
             self.entries += 1;
             let full = format!("{prefix}{}", key.text);
             self.key_bytes += full.len();
             if self.entries > MAX_ENTRIES || self.key_bytes > MAX_KEY_BYTES {
-                return Err(Error::fatal(
+                return Err(syntax(
                     key.line,
                     format!(
                         "aliases expand the document to more than {MAX_ENTRIES} settings or {MAX_KEY_BYTES} bytes of keys"
@@ -576,19 +512,18 @@ impl Flattener {
             let value = match &**node {
                 Node::Map(inner) => {
                     if depth + 1 >= MAX_NESTING {
-                        return Err(Error::fatal(
+                        return Err(syntax(
                             key.line,
                             format!("mappings nested deeper than {MAX_NESTING} levels"),
                         ));
                     }
-                    self.nested = true;
                     self.map(inner, &format!("{full}."), depth + 1)?;
                     continue;
                 }
                 Node::Scalar(Some(text)) => Value::Scalar(text.clone()),
                 Node::Scalar(None) => Value::Null,
-                Node::List { flow: false } => Value::Other(Construct::List),
-                Node::List { flow: true } => Value::Other(Construct::FlowList),
+                Node::List { flow: false } => Value::Other("a YAML list"),
+                Node::List { flow: true } => Value::Other("a YAML flow list (`[...]`)"),
             };
             self.out.push(Flat {
                 key: full,
