@@ -32,7 +32,8 @@ pub struct SidecarArgs {
     pub cluster_id: Option<ClusterId>,
     /// Flink's `flink-conf.yaml` or `config.yaml`: the cluster id, namespace, storage dir,
     /// election timings, retained checkpoints and S3 settings are taken from it unless given
-    /// as flags or in the environment
+    /// as flags or in the environment. Read as YAML if named `config.yaml` (Flink 1.19+),
+    /// else line by line as Flink reads `flink-conf.yaml`
     #[arg(long, env = "HAKEEPER_FLINK_CONF")]
     pub flink_conf: Option<PathBuf>,
     /// Address of the local API: `HOST:PORT`, or `unix:/path` for a socket (created 0600)
