@@ -799,3 +799,200 @@ fn the_script_points_at_the_sidecar_and_marks_each_step() {
         vec!["A\n".to_string(), "B\nC\n".to_string()]
     );
 }
+
+/// `value` with every `{"$ref": "#/..."}` replaced by what it points at in `doc` (one level
+/// at a time, as far as the refs go; a cycle stops at depth 32).
+fn resolve(doc: &Value, value: &Value, depth: usize) -> Value {
+    if depth > 32 {
+        return value.clone();
+    }
+    match value {
+        Value::Object(o) => {
+            if let Some(Value::String(r)) = o.get("$ref")
+                && let Some(target) = r.strip_prefix('#').and_then(|p| doc.pointer(p))
+            {
+                return resolve(doc, target, depth + 1);
+            }
+            Value::Object(
+                o.iter()
+                    .map(|(k, v)| (k.clone(), resolve(doc, v, depth + 1)))
+                    .collect(),
+            )
+        }
+        Value::Array(a) => Value::Array(a.iter().map(|v| resolve(doc, v, depth + 1)).collect()),
+        other => other.clone(),
+    }
+}
+
+/// Every string of every `enum` under `value` whose strings are all error kinds.
+fn kinds_in(value: &Value, all: &std::collections::BTreeSet<String>, out: &mut Vec<String>) {
+    match value {
+        Value::Object(o) => {
+            if let Some(Value::Array(e)) = o.get("enum") {
+                let strings: Vec<String> = e
+                    .iter()
+                    .filter_map(|v| v.as_str().map(str::to_string))
+                    .collect();
+                if !strings.is_empty()
+                    && strings.len() < all.len()
+                    && strings.iter().all(|s| all.contains(s))
+                {
+                    out.extend(strings);
+                }
+            }
+            for v in o.values() {
+                kinds_in(v, all, out);
+            }
+        }
+        Value::Array(a) => a.iter().for_each(|v| kinds_in(v, all, out)),
+        _ => {}
+    }
+}
+
+/// The rows of the Markdown table whose first line starts with `header`: each row's cells,
+/// trimmed, backquotes removed.
+fn table_rows(text: &str, header: &str) -> Vec<Vec<String>> {
+    let lines: Vec<&str> = text.lines().collect();
+    let Some(start) = lines.iter().position(|l| l.starts_with(header)) else {
+        return Vec::new();
+    };
+    lines[start + 2..]
+        .iter()
+        .take_while(|l| l.starts_with('|'))
+        .map(|l| {
+            l.trim_matches('|')
+                .split(" | ")
+                .map(|c| c.trim().trim_matches('`').to_string())
+                .collect()
+        })
+        .collect()
+}
+
+/// `/v1/jobs/{jobId}/graph` → `/v1/jobs/{}/graph`.
+fn normalize_path(path: &str) -> String {
+    let mut out = String::new();
+    let mut in_param = false;
+    for c in path.chars() {
+        match c {
+            '{' => {
+                in_param = true;
+                out.push_str("{}");
+            }
+            '}' => in_param = false,
+            _ if !in_param => out.push(c),
+            _ => {}
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_md_clients_md_and_openapi_json_say_the_same() {
+    common::init_logs();
+    let c = TestCluster::start().await;
+    let storage = tempfile::tempdir().expect("storage dir");
+    let storage_url = format!("file://{}", storage.path().display());
+    let sidecar = SidecarProcess::start(
+        &c,
+        "analytics",
+        "contract",
+        &["--storage-dir", &storage_url],
+    )
+    .await;
+    let (status, doc) = send(http_client().get(sidecar.url("/openapi.json"))).await;
+    assert_eq!(status, 200, "{doc}");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let api = std::fs::read_to_string(root.join("docs/API.md")).expect("docs/API.md");
+    let clients = std::fs::read_to_string(root.join("docs/CLIENTS.md")).expect("docs/CLIENTS.md");
+    let mut failures = Vec::new();
+
+    // The error kinds: the Error schema's, API.md's table's, CLIENTS.md's decisions'.
+    let schemas = doc["components"]["schemas"].as_object().expect("schemas");
+    let all: std::collections::BTreeSet<String> = schemas
+        .values()
+        .find_map(|s| s.pointer("/properties/error/enum"))
+        .and_then(Value::as_array)
+        .expect("an Error schema with an enum of kinds")
+        .iter()
+        .filter_map(|k| k.as_str().map(str::to_string))
+        .collect();
+    let api_rows = table_rows(&api, "| status | `error` | when |");
+    let api_pairs: std::collections::BTreeSet<(String, String)> = api_rows
+        .iter()
+        .filter(|r| r.len() >= 2)
+        .map(|r| (r[0].clone(), r[1].clone()))
+        .collect();
+    let api_kinds: std::collections::BTreeSet<String> =
+        api_pairs.iter().map(|(_, k)| k.clone()).collect();
+    let client_kinds: std::collections::BTreeSet<String> =
+        table_rows(&clients, "| `error` | status | next step |")
+            .into_iter()
+            .filter_map(|r| r.first().cloned())
+            .collect();
+    for (name, kinds) in [
+        ("API.md's error table", &api_kinds),
+        ("CLIENTS.md's decision table", &client_kinds),
+    ] {
+        let missing: Vec<_> = all.difference(kinds).collect();
+        let extra: Vec<_> = kinds.difference(&all).collect();
+        if !missing.is_empty() || !extra.is_empty() {
+            failures.push(format!(
+                "{name}: missing the kinds {missing:?} of /openapi.json; has {extra:?}, which it does not name"
+            ));
+        }
+    }
+
+    // Each status and kind a route answers in /openapi.json is a row of API.md's table.
+    let paths = doc["paths"].as_object().expect("paths");
+    for (path, item) in paths {
+        let item = resolve(&doc, item, 0);
+        for (method, op) in item.as_object().into_iter().flatten() {
+            let Some(responses) = op.get("responses").and_then(Value::as_object) else {
+                continue;
+            };
+            for (status, response) in responses {
+                let mut kinds = Vec::new();
+                kinds_in(response, &all, &mut kinds);
+                for kind in kinds {
+                    if !api_pairs.contains(&(status.clone(), kind.clone())) {
+                        failures.push(format!(
+                            "/openapi.json: {} {path} answers {status} {kind}; API.md's error table has no row {status} `{kind}`",
+                            method.to_uppercase()
+                        ));
+                    }
+                }
+            }
+        }
+    }
+
+    // Every route in both, and no other.
+    let api_text = normalize_path(&api);
+    for path in paths.keys() {
+        if !api_text.contains(&format!("{}`", normalize_path(path)))
+            && !api_text.contains(&format!("{} ", normalize_path(path)))
+            && !api_text.contains(&format!("{}?", normalize_path(path)))
+        {
+            failures.push(format!("/openapi.json has {path}; API.md never names it"));
+        }
+    }
+    let known: Vec<String> = paths.keys().map(|p| normalize_path(p)).collect();
+    for word in api_text.split(['`', ' ', '(', ')', '\n', ',', '\'']) {
+        let route = word.split('?').next().unwrap_or_default();
+        let route = route.trim_end_matches(['.', ':', ';']);
+        if route.starts_with("/v1/") && !route.contains('…') && !known.iter().any(|k| k == route)
+        {
+            failures.push(format!(
+                "API.md names {route}, which /openapi.json does not have"
+            ));
+        }
+    }
+    failures.sort();
+    failures.dedup();
+    drop(sidecar);
+    c.cleanup().await;
+    assert!(
+        failures.is_empty(),
+        "docs/API.md, docs/CLIENTS.md and /openapi.json disagree:\n{}",
+        failures.join("\n")
+    );
+}
