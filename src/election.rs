@@ -29,10 +29,12 @@ use crate::layout::{ClusterId, Component, KEY_ADDRESS, KEY_SESSION_ID, OwnerRef}
 use crate::lease::{LEADER_ANNOTATION, LeaderRecord, RecordError, Timings, Verdict, judge};
 
 /// Where the current leader can be reached: the `address` and `sessionId` data keys.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = Leader)]
 pub struct LeaderInfo {
     pub address: String,
+    /// As the leader's ConfigMap records it.
     pub session_id: String,
 }
 
@@ -520,7 +522,14 @@ enum Command {
 
 /// Why a contender gave up (or lost) its leadership: the label of
 /// `hakeeper_leadership_releases_total`, in log lines and in the sidecar's reported state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// `client_gone`: the client's last event stream closed. `client_timeout`: the client sent
+/// nothing with its id within the client timeout. `liveness_failed`: the `--liveness-url`
+/// probe failed `--liveness-failures` times in a row (`--contend` only). `api_delete`:
+/// `DELETE /v1/leadership/{component}` or `DELETE /v1/clients/{clientId}`. `shutdown`: the
+/// sidecar stopped. `lost`: not given up but taken away (renew deadline passed, lock deleted or
+/// taken).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
 pub enum ReleaseReason {
     /// The client that contended closed its last event stream (its process died).
     ClientGone,

@@ -123,8 +123,9 @@ const TC_ENUM: u8 = 0x7E;
 const SC_WRITE_METHOD: u8 = 0x01;
 const SC_SERIALIZABLE: u8 = 0x02;
 
-/// Which of Flink's two shapes a value has.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+/// Which of Flink's two shapes a value has: Flink 1.12–1.14's bare handle (what hakeeper
+/// writes), or Flink 1.15+'s wrapper with a delete marker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, utoipa::ToSchema)]
 pub enum HandleKind {
     /// Flink 1.12–1.14: a bare `RetrievableStreamStateHandle`.
     RetrievableStreamStateHandle,
@@ -132,9 +133,11 @@ pub enum HandleKind {
     StateHandleWithDeleteMarker,
 }
 
-/// A decoded HA state handle: where the state lives and how big it is.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+/// A decoded HA state handle: where the state lives and how big it is (as `hakeeper decode`
+/// prints it).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = Handle)]
 pub struct StateHandle {
     /// "RetrievableStreamStateHandle" or "StateHandleWithDeleteMarker"
     #[serde(rename = "type")]
@@ -144,6 +147,7 @@ pub struct StateHandle {
     /// Size of the file in bytes, as Flink recorded it.
     pub state_size: i64,
     /// Some(marker) only for the 1.15+ wrapper; serialized as null otherwise
+    #[schema(required = true)]
     pub marked_for_deletion: Option<bool>,
 }
 

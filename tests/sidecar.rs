@@ -907,7 +907,7 @@ async fn unix_socket_and_token() {
     let (status, body) = unix_get(&socket, "/openapi.json", None).await;
     assert_eq!(status, 200);
     let doc: Value = serde_json::from_str(&body).expect("JSON");
-    assert_eq!(doc["openapi"], "3.0.3");
+    assert_eq!(doc["openapi"], "3.1.0");
     assert!(doc["paths"]["/v1/jobs/{jobId}/checkpoints/{checkpointId}"]["post"].is_object());
     let (status, body) = unix_get(&socket, "/v1/leadership/dispatcher", None).await;
     assert_eq!(status, 401, "{body}");

@@ -6,29 +6,35 @@ use std::collections::{BTreeMap, VecDeque};
 use std::convert::Infallible;
 use std::time::Instant;
 
-use axum::Router;
 use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::middleware::Next;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::clients::{NotLive, Released};
-use super::{ApiError, CLIENT_HEADER, Sidecar, Source, same_state};
+use super::openapi::{
+    BadClientId, BadRegistration, ClientEvent, ClientPath, ClientReleaseReason, ClientReleased,
+    ComponentName, FrameworkTooLarge, RegistrationRefused, ShuttingDown, UnknownClient,
+};
+use super::{
+    ApiError, CLIENT_HEADER, ErrorKind, LeadershipView, Sidecar, Source, openapi, same_state,
+};
 use crate::election::ReleaseReason;
 use crate::layout::Component;
 
-pub(super) fn routes() -> Router<Sidecar> {
-    Router::new()
-        .route("/v1/clients", post(register))
-        .route("/v1/clients/{id}", get(describe).delete(end))
-        .route("/v1/clients/{id}/keepalive", post(keepalive))
-        .route("/v1/clients/{id}/events", get(events))
+pub(super) fn routes() -> OpenApiRouter<Sidecar> {
+    OpenApiRouter::new()
+        .routes(routes!(register))
+        .routes(routes!(describe, end))
+        .routes(routes!(keepalive))
+        .routes(routes!(events))
 }
 
 /// The error for a client that is not live.
@@ -36,14 +42,14 @@ pub(super) fn not_live(id: &Uuid, e: NotLive) -> ApiError {
     match e {
         NotLive::Unknown => ApiError::new(
             StatusCode::NOT_FOUND,
-            "UnknownClient",
+            ErrorKind::UnknownClient,
             format!(
                 "no client {id} is registered with this sidecar; register with POST /v1/clients"
             ),
         ),
         NotLive::Released(r) => ApiError::new(
             StatusCode::GONE,
-            "ClientReleased",
+            ErrorKind::ClientReleased,
             format!(
                 "client {id} was released {} ms ago ({}), and every leadership it held with it; register again with POST /v1/clients",
                 Instant::now().saturating_duration_since(r.at).as_millis(),
@@ -65,7 +71,7 @@ pub(super) fn client_header(headers: &HeaderMap) -> Result<Option<Uuid>, ApiErro
         .ok_or_else(|| {
             ApiError::new(
                 StatusCode::BAD_REQUEST,
-                "BadRequest",
+                ErrorKind::BadRequest,
                 "the Hakeeper-Client header is not a UUID",
             )
         })
@@ -75,7 +81,7 @@ fn parse_id(raw: &str) -> Result<Uuid, ApiError> {
     Uuid::parse_str(raw).map_err(|_| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
-            "BadRequest",
+            ErrorKind::BadRequest,
             format!("{raw:?} is not a client id (a UUID from POST /v1/clients)"),
         )
     })
@@ -135,35 +141,141 @@ impl Drop for Lifeline {
     }
 }
 
-#[derive(Deserialize, Default)]
+/// A registration.
+#[derive(Deserialize, Default, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = ClientRegistration)]
 struct RegisterBody {
+    /// For logs and `GET /v1/clients/{clientId}`; cut to 128 characters.
+    #[schema(example = "jm-0")]
     name: Option<String>,
 }
 
-fn client_json(sidecar: &Sidecar, id: Uuid, name: Option<&str>) -> Value {
-    json!({
-        "clientId": id.to_string(),
-        "name": name,
-        "timeoutMs": sidecar.client_timeout().as_millis() as u64,
-    })
+/// A registered client.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(as = Client)]
+struct ClientBody {
+    /// The `Hakeeper-Client` of this client's calls.
+    #[schema(format = Uuid)]
+    client_id: String,
+    /// As registered.
+    #[schema(required = true)]
+    name: Option<String>,
+    /// The client timeout (`--client-timeout`): the client is released when it sends nothing
+    /// with its id for this long. Send a keepalive at least every `timeoutMs / 3`.
+    timeout_ms: u64,
 }
 
-/// `POST /v1/clients`: a new client, alive from now.
+fn client_body(sidecar: &Sidecar, id: Uuid, name: Option<&str>) -> ClientBody {
+    ClientBody {
+        client_id: id.to_string(),
+        name: name.map(str::to_string),
+        timeout_ms: sidecar.client_timeout().as_millis() as u64,
+    }
+}
+
+/// A live client, described.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(as = ClientDescription)]
+struct ClientDescription {
+    #[schema(format = Uuid)]
+    client_id: String,
+    /// As registered.
+    #[schema(required = true)]
+    name: Option<String>,
+    timeout_ms: u64,
+    /// The components contended for on this client's behalf.
+    #[schema(value_type = Vec<ComponentName>)]
+    components: Vec<String>,
+    /// The client's event streams open now (its lifelines).
+    streams: u64,
+    /// Since the client's last sign of life.
+    idle_ms: u64,
+}
+
+/// A keepalive's answer.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(as = ClientKeepalive)]
+struct ClientKeepalive {
+    #[schema(format = Uuid)]
+    client_id: String,
+    timeout_ms: u64,
+    #[schema(value_type = Vec<ComponentName>)]
+    components: Vec<String>,
+}
+
+/// An ended client.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(as = ClientEnded)]
+struct ClientEnded {
+    #[schema(format = Uuid)]
+    client_id: String,
+    #[schema(schema_with = openapi::always_true)]
+    released: bool,
+    /// The components released with the client.
+    #[schema(value_type = Vec<ComponentName>)]
+    components: Vec<String>,
+}
+
+/// The data of a client stream's `released` event, its last.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(as = ClientReleasedEvent)]
+pub(super) struct ClientReleasedEvent {
+    #[schema(format = Uuid)]
+    client_id: String,
+    #[schema(value_type = ClientReleaseReason)]
+    reason: &'static str,
+}
+
+fn component_names<'a>(components: impl IntoIterator<Item = &'a Component>) -> Vec<String> {
+    components.into_iter().map(ToString::to_string).collect()
+}
+
+/// Register a client (a JobManager process)
+///
+/// A new client, alive from now. Then open its event stream, keep it open for as long as the
+/// process lives, and send a request with `Hakeeper-Client: <clientId>` (any call, or the
+/// keepalive) at least every `timeoutMs / 3`.
+#[utoipa::path(
+    post,
+    path = "/v1/clients",
+    tag = "clients",
+    operation_id = "registerClient",
+    request_body(
+        content = Option<RegisterBody>,
+        description = "Optional; parsed as JSON whatever the Content-Type. An empty body (or \
+            `null`) registers a client without a name.",
+        content_type = "application/json",
+    ),
+    responses(
+        (status = 201, description = "Registered.", body = ClientBody),
+        (status = 400, response = inline(BadRegistration)),
+        (status = 413, response = inline(FrameworkTooLarge)),
+        (status = 503, response = inline(RegistrationRefused)),
+    ),
+)]
 async fn register(
     State(sidecar): State<Sidecar>,
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
+    // No body, or JSON `null`: a client without a name.
     let body: RegisterBody = if body.iter().all(u8::is_ascii_whitespace) {
         RegisterBody::default()
     } else {
-        serde_json::from_slice(&body).map_err(|e| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "BadRequest",
-                format!("expected no body or {{\"name\": \"...\"}}: {e}"),
-            )
-        })?
+        serde_json::from_slice::<Option<RegisterBody>>(&body)
+            .map(Option::unwrap_or_default)
+            .map_err(|e| {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    ErrorKind::BadRequest,
+                    format!("expected no body or {{\"name\": \"...\"}}: {e}"),
+                )
+            })?
     };
     let (id, name) = {
         let mut clients = sidecar.clients();
@@ -180,7 +292,7 @@ async fn register(
             .ok_or_else(|| {
                 ApiError::new(
                     StatusCode::SERVICE_UNAVAILABLE,
-                    "TooManyClients",
+                    ErrorKind::TooManyClients,
                     format!(
                         "{} clients are registered already; end unused ones with DELETE /v1/clients/{{id}}",
                         super::clients::MAX_CLIENTS
@@ -195,12 +307,27 @@ async fn register(
     tracing::info!(client = %id, name = ?name, "client registered");
     Ok((
         StatusCode::CREATED,
-        axum::Json(client_json(&sidecar, id, name.as_deref())),
+        axum::Json(client_body(&sidecar, id, name.as_deref())),
     )
         .into_response())
 }
 
-/// `GET /v1/clients/{id}`.
+/// Describe a live client
+///
+/// Not a sign of life by itself (send `Hakeeper-Client` for that).
+#[utoipa::path(
+    get,
+    path = "/v1/clients/{clientId}",
+    tag = "clients",
+    operation_id = "describeClient",
+    params(ClientPath),
+    responses(
+        (status = 200, description = "The client.", body = ClientDescription),
+        (status = 400, response = inline(BadClientId)),
+        (status = 404, response = inline(UnknownClient)),
+        (status = 410, response = inline(ClientReleased)),
+    ),
+)]
 async fn describe(
     State(sidecar): State<Sidecar>,
     Path(raw): Path<String>,
@@ -209,20 +336,35 @@ async fn describe(
     let clients = sidecar.clients();
     let c = clients.get(&id).map_err(|e| not_live(&id, e))?;
     let now = Instant::now();
-    let mut v = client_json(&sidecar, id, c.name.as_deref());
-    v["components"] = json!(
-        c.components
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-    );
-    v["streams"] = json!(c.streams);
-    v["idleMs"] = json!(now.saturating_duration_since(c.last_seen).as_millis() as u64);
+    let v = ClientDescription {
+        client_id: id.to_string(),
+        name: c.name.clone(),
+        timeout_ms: sidecar.client_timeout().as_millis() as u64,
+        components: component_names(&c.components),
+        streams: c.streams as u64,
+        idle_ms: now.saturating_duration_since(c.last_seen).as_millis() as u64,
+    };
     Ok(axum::Json(v).into_response())
 }
 
-/// `POST /v1/clients/{id}/keepalive`: a sign of life (any call with `Hakeeper-Client` is one
-/// too); the clear error when the client was released tells a woken client where it stands.
+/// Show that a client lives
+///
+/// A sign of life, as any request with `Hakeeper-Client` is; send one at least every
+/// `timeoutMs / 3`. Its errors tell a client that was asleep where it stands. Any request body
+/// is ignored.
+#[utoipa::path(
+    post,
+    path = "/v1/clients/{clientId}/keepalive",
+    tag = "clients",
+    operation_id = "keepClientAlive",
+    params(ClientPath),
+    responses(
+        (status = 200, description = "Alive; the components it contends for.", body = ClientKeepalive),
+        (status = 400, response = inline(BadClientId)),
+        (status = 404, response = inline(UnknownClient)),
+        (status = 410, response = inline(ClientReleased)),
+    ),
+)]
 async fn keepalive(
     State(sidecar): State<Sidecar>,
     Path(raw): Path<String>,
@@ -232,16 +374,33 @@ async fn keepalive(
     let c = clients
         .touch(&id, Instant::now())
         .map_err(|e| not_live(&id, e))?;
-    let v = json!({
-        "clientId": id.to_string(),
-        "timeoutMs": sidecar.client_timeout().as_millis() as u64,
-        "components": c.components.iter().map(ToString::to_string).collect::<Vec<_>>(),
-    });
+    let v = ClientKeepalive {
+        client_id: id.to_string(),
+        timeout_ms: sidecar.client_timeout().as_millis() as u64,
+        components: component_names(&c.components),
+    };
     Ok(axum::Json(v).into_response())
 }
 
-/// `DELETE /v1/clients/{id}`: the client leaves; everything it contended for is released
-/// before the answer.
+/// End a client, releasing everything it contended for
+///
+/// Every component the client contended for is released as `DELETE
+/// /v1/leadership/{component}` does (leader work stops first, then one compare-and-swap frees
+/// the lock), before the answer; reason `api_delete`. Its event streams get their final events
+/// and end.
+#[utoipa::path(
+    delete,
+    path = "/v1/clients/{clientId}",
+    tag = "clients",
+    operation_id = "endClient",
+    params(ClientPath),
+    responses(
+        (status = 200, description = "Ended; the components released.", body = ClientEnded),
+        (status = 400, response = inline(BadClientId)),
+        (status = 404, response = inline(UnknownClient)),
+        (status = 410, response = inline(ClientReleased)),
+    ),
+)]
 async fn end(
     State(sidecar): State<Sidecar>,
     Path(raw): Path<String>,
@@ -253,11 +412,11 @@ async fn end(
         return Err(not_live(&id, e));
     };
     sidecar.owned(pending).await;
-    Ok(axum::Json(json!({
-        "clientId": id.to_string(),
-        "released": true,
-        "components": components.iter().map(ToString::to_string).collect::<Vec<_>>(),
-    }))
+    Ok(axum::Json(ClientEnded {
+        client_id: id.to_string(),
+        released: true,
+        components: component_names(&components),
+    })
     .into_response())
 }
 
@@ -269,7 +428,7 @@ struct ClientStream {
     released: watch::Receiver<Option<Released>>,
     registry: watch::Receiver<u64>,
     sources: BTreeMap<Component, Source>,
-    last: BTreeMap<Component, Value>,
+    last: BTreeMap<Component, LeadershipView>,
     queue: VecDeque<Event>,
     done: bool,
 }
@@ -332,7 +491,10 @@ impl ClientStream {
             for c in components {
                 self.send_view(&c);
             }
-            let data = json!({"clientId": self.client.to_string(), "reason": r.reason.as_str()});
+            let data = ClientReleasedEvent {
+                client_id: self.client.to_string(),
+                reason: r.reason.as_str(),
+            };
             if let Ok(event) = Event::default().event("released").json_data(data) {
                 self.queue.push_back(event);
             }
@@ -359,9 +521,36 @@ async fn next_change(sources: &mut BTreeMap<Component, Source>) -> Option<Compon
     }
 }
 
-/// `GET /v1/clients/{id}/events`: the client's lifeline. A `client` event, then a
-/// `leadership` event whenever the state of a component it contends for changes, and a
-/// `released` event (then the end) when the sidecar gives the client up.
+/// The client's lifeline: its event stream
+///
+/// Server-Sent Events. First a `client` event (the object of `POST /v1/clients`); then a
+/// `leadership` event (a `LeadershipState`) for each component the client contends for, at
+/// once and whenever its state changes (not when only `leaseRemainingMs` or
+/// `lastRelease.agoMs` moved). When the client is released: a last `leadership` event per
+/// component (`contending: false`, `isLeader: false`, `sessionId` and `clientId` null,
+/// `synced: false`: never the state of whoever contends for it next), a `released` event (a
+/// `ClientReleasedEvent`), and the end of the stream. Keep-alive comments every 15 s.
+///
+/// While any of the client's streams is open, the client is not gone; when its last one
+/// closes (the process died, or the connection was closed or half-closed) it is released at
+/// once, reason `client_gone`. An open stream is no sign of life by itself: the client must
+/// still send a request with its id within `timeoutMs`. Exempt from the request timeout.
+#[utoipa::path(
+    get,
+    path = "/v1/clients/{clientId}/events",
+    tag = "clients",
+    operation_id = "clientEvents",
+    params(ClientPath),
+    responses(
+        (status = 200, description = "The stream.", body = ClientEvent,
+            content_type = "text/event-stream",
+            example = json!("event: client\ndata: {\"clientId\":\"7d0f6c1e-2b3a-4c5d-8e9f-0a1b2c3d4e5f\",\"name\":\"jm-0\",\"timeoutMs\":10000}\n\nevent: leadership\ndata: {\"component\":\"dispatcher\",\"contending\":true,\"clientId\":\"7d0f6c1e-2b3a-4c5d-8e9f-0a1b2c3d4e5f\",\"isLeader\":true,...}\n\n")),
+        (status = 400, response = inline(BadClientId)),
+        (status = 404, response = inline(UnknownClient)),
+        (status = 410, response = inline(ClientReleased)),
+        (status = 503, response = inline(ShuttingDown)),
+    ),
+)]
 async fn events(
     State(sidecar): State<Sidecar>,
     Path(raw): Path<String>,
@@ -380,7 +569,7 @@ async fn events(
     if let Ok(e) =
         Event::default()
             .event("client")
-            .json_data(client_json(&sidecar, id, name.as_deref()))
+            .json_data(client_body(&sidecar, id, name.as_deref()))
     {
         first.push_back(e);
     }

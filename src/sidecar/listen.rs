@@ -13,7 +13,7 @@ use axum::http::{StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use super::ApiError;
+use super::{ApiError, ErrorKind};
 
 /// `--listen`: `HOST:PORT` or `unix:/path/to/socket`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,7 +90,7 @@ pub async fn require_token(token: Arc<str>, request: Request, next: Next) -> Res
         _ => {
             let mut response = ApiError::new(
                 StatusCode::UNAUTHORIZED,
-                "Unauthorized",
+                ErrorKind::Unauthorized,
                 "this sidecar requires Authorization: Bearer <token> on /v1 calls",
             )
             .into_response();

@@ -10,7 +10,6 @@
 //! Errors are JSON `{"error": kind, "message": ...}`.
 
 use std::collections::HashMap;
-use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -19,16 +18,13 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
 use tokio::sync::{Notify, mpsc, watch};
 use tokio::task::JoinHandle;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
 use uuid::Uuid;
 
 use crate::election::{ElectionConfig, Elector, LeaderInfo, LeadershipState, ReleaseReason};
@@ -39,6 +35,7 @@ use crate::stores::Payloads;
 
 mod client_api;
 pub mod clients;
+mod leadership_api;
 pub mod listen;
 pub mod liveness;
 pub mod openapi;
@@ -132,12 +129,75 @@ struct Inner {
 #[derive(Debug)]
 pub struct ApiError {
     pub status: StatusCode,
-    pub kind: &'static str,
+    pub kind: ErrorKind,
     pub message: String,
 }
 
+/// Every `error` kind the API answers: docs/API.md's table. Each response of the OpenAPI
+/// document names the kinds it can carry.
+///
+/// The `error` of the body: machine-readable kind. Each response lists the kinds it can carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub enum ErrorKind {
+    BadRequest,
+    ClientRequired,
+    Invalid,
+    Unauthorized,
+    NotFound,
+    UnknownClient,
+    ClientReleased,
+    MethodNotAllowed,
+    RequestTimeout,
+    Conflict,
+    NotLeader,
+    StaleSession,
+    AlreadyExists,
+    OutOfOrder,
+    Contention,
+    Rejected,
+    PayloadTooLarge,
+    CorruptHandle,
+    BadPayload,
+    BadValue,
+    NoRecoverableCheckpoint,
+    StorageError,
+    ShuttingDown,
+    NotReady,
+    TooManyFollowed,
+    TooManyClients,
+    StorageUnavailable,
+    ApiUnavailable,
+    OutcomeUnknown,
+    StorageNotConfigured,
+    ConfigMapFull,
+}
+
+impl ErrorKind {
+    /// The kind of a store's error: [`StoreError::kind`](crate::stores::StoreError::kind) is
+    /// the name (also the label of the store metrics), this the API's kind of that name.
+    fn of_store(e: &crate::stores::StoreError) -> ErrorKind {
+        use serde::de::IntoDeserializer;
+        let name: serde::de::value::StrDeserializer<'_, serde::de::value::Error> =
+            e.kind().into_deserializer();
+        ErrorKind::deserialize(name).unwrap_or_else(|_| {
+            tracing::error!(kind = e.kind(), "a store error kind the API does not name");
+            ErrorKind::StorageError
+        })
+    }
+}
+
+/// The body of every error answer.
+#[derive(Serialize, ToSchema)]
+#[schema(as = Error)]
+pub(crate) struct ErrorBody {
+    #[schema(inline)]
+    error: ErrorKind,
+    /// What went wrong, for people.
+    message: String,
+}
+
 impl ApiError {
-    pub fn new(status: StatusCode, kind: &'static str, message: impl Into<String>) -> Self {
+    pub fn new(status: StatusCode, kind: ErrorKind, message: impl Into<String>) -> Self {
         ApiError {
             status,
             kind,
@@ -148,19 +208,19 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        tracing::debug!(status = %self.status, kind = self.kind, message = %self.message, "local API error");
-        (
-            self.status,
-            axum::Json(json!({"error": self.kind, "message": self.message})),
-        )
-            .into_response()
+        tracing::debug!(status = %self.status, kind = ?self.kind, message = %self.message, "local API error");
+        let body = ErrorBody {
+            error: self.kind,
+            message: self.message,
+        };
+        (self.status, axum::Json(body)).into_response()
     }
 }
 
 fn shutting_down() -> ApiError {
     ApiError::new(
         StatusCode::SERVICE_UNAVAILABLE,
-        "ShuttingDown",
+        ErrorKind::ShuttingDown,
         "the sidecar is shutting down",
     )
 }
@@ -182,15 +242,67 @@ enum Source {
     Follower(watch::Receiver<Retrieved>),
 }
 
+/// A component's leadership as this sidecar reports it.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(as = LeadershipState)]
+struct LeadershipView {
+    #[schema(value_type = openapi::ComponentName)]
+    component: String,
+    /// This sidecar contends for the component.
+    contending: bool,
+    /// The client the contention is for; null when not contending, or when contending by
+    /// `--contend`.
+    #[schema(format = Uuid)]
+    #[schema(required = true)]
+    client_id: Option<String>,
+    /// This process leads and its leadership is confirmed (the ConfigMap's address and session
+    /// name it). Always false when not contending.
+    is_leader: bool,
+    /// This process's session while it holds a grant (a new UUID for every grant): the
+    /// `Hakeeper-Session` of leader-only calls. Null when not contending.
+    #[schema(format = Uuid)]
+    #[schema(required = true)]
+    session_id: Option<String>,
+    /// The holder the lock record names, if any.
+    #[schema(required = true)]
+    holder_identity: Option<String>,
+    /// The leader as any follower sees it; null with no leader, an expired lease, or a
+    /// released lock.
+    #[schema(required = true)]
+    leader: Option<LeaderInfo>,
+    /// Until the observed lease runs out for others, judged from the local monotonic clock at
+    /// which the lock last changed; null when unknown.
+    #[schema(required = true)]
+    lease_remaining_ms: Option<u64>,
+    /// The watch on the component's ConfigMap has delivered its initial list.
+    synced: bool,
+    /// The newest time this sidecar gave up or lost the component; null if it never did (or
+    /// forgot).
+    #[schema(required = true)]
+    last_release: Option<LastReleaseView>,
+}
+
+/// A release of a component by this sidecar.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(as = LastRelease)]
+struct LastReleaseView {
+    reason: ReleaseReason,
+    /// How long ago, by the local monotonic clock.
+    ago_ms: u64,
+    /// The client the contention was for; null for `--contend`.
+    #[schema(format = Uuid)]
+    #[schema(required = true)]
+    client_id: Option<String>,
+}
+
 impl Source {
     /// The state as the API reports it; `last` is the sidecar's last release of the component.
-    fn view(&mut self, component: &Component, last: Option<LastRelease>) -> Value {
+    fn view(&mut self, component: &Component, last: Option<LastRelease>) -> LeadershipView {
         let now = Instant::now();
         let remaining =
             |at: Option<Instant>| at.map(|t| t.saturating_duration_since(now).as_millis() as u64);
-        let leader = |l: Option<LeaderInfo>| {
-            l.map(|l| json!({"address": l.address, "sessionId": l.session_id}))
-        };
         // A follower never leads and has no session of ours.
         let (contending, is_leader, session, client, lost, s) = match self {
             Source::Contender(rx, client) => {
@@ -229,22 +341,22 @@ impl Source {
             (Some(a), Some(b)) => Some(if b.at > a.at { b } else { a }),
             (a, b) => a.or(b),
         };
-        json!({
-            "component": component.to_string(),
-            "contending": contending,
-            "clientId": client.map(|c| c.to_string()),
-            "isLeader": is_leader,
-            "sessionId": session,
-            "holderIdentity": s.holder_identity,
-            "leader": leader(s.leader),
-            "leaseRemainingMs": remaining(s.lease_expires_at),
-            "synced": s.synced,
-            "lastRelease": last.map(|l| json!({
-                "reason": l.reason.as_str(),
-                "agoMs": now.saturating_duration_since(l.at).as_millis() as u64,
-                "clientId": l.client.map(|c| c.to_string()),
-            })),
-        })
+        LeadershipView {
+            component: component.to_string(),
+            contending,
+            client_id: client.map(|c| c.to_string()),
+            is_leader,
+            session_id: session,
+            holder_identity: s.holder_identity,
+            leader: s.leader,
+            lease_remaining_ms: remaining(s.lease_expires_at),
+            synced: s.synced,
+            last_release: last.map(|l| LastReleaseView {
+                reason: l.reason,
+                ago_ms: now.saturating_duration_since(l.at).as_millis() as u64,
+                client_id: l.client.map(|c| c.to_string()),
+            }),
+        }
     }
 
     /// The task behind it has ended: no change will ever come.
@@ -265,14 +377,12 @@ impl Source {
 
 /// Two views that differ at most in `leaseRemainingMs` (which moves with the clock) and
 /// `lastRelease.agoMs`: a client is told of a change, not of time passing.
-fn same_state(a: &Value, b: &Value) -> bool {
-    let strip = |v: &Value| {
+fn same_state(a: &LeadershipView, b: &LeadershipView) -> bool {
+    let strip = |v: &LeadershipView| {
         let mut v = v.clone();
-        if let Some(o) = v.as_object_mut() {
-            o.remove("leaseRemainingMs");
-            if let Some(l) = o.get_mut("lastRelease").and_then(Value::as_object_mut) {
-                l.remove("agoMs");
-            }
+        v.lease_remaining_ms = None;
+        if let Some(l) = &mut v.last_release {
+            l.ago_ms = 0;
         }
         v
     };
@@ -376,7 +486,7 @@ impl Sidecar {
         if address.trim().is_empty() {
             return Err(ApiError::new(
                 StatusCode::BAD_REQUEST,
-                "BadRequest",
+                ErrorKind::BadRequest,
                 "address must not be empty",
             ));
         }
@@ -389,7 +499,7 @@ impl Sidecar {
                 };
                 return Err(ApiError::new(
                     StatusCode::CONFLICT,
-                    "Conflict",
+                    ErrorKind::Conflict,
                     format!(
                         "{component} is contended on behalf of {whose}; it is released when that client is gone (or on DELETE)"
                     ),
@@ -400,7 +510,7 @@ impl Sidecar {
             }
             return Err(ApiError::new(
                 StatusCode::CONFLICT,
-                "Conflict",
+                ErrorKind::Conflict,
                 format!(
                     "already contending for {component} with address {:?}; DELETE it first",
                     existing.address
@@ -620,7 +730,7 @@ impl Sidecar {
         if followers.len() >= MAX_FOLLOWED {
             return Err(ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
-                "TooManyFollowed",
+                ErrorKind::TooManyFollowed,
                 format!("already following {MAX_FOLLOWED} components"),
             ));
         }
@@ -637,17 +747,17 @@ impl Sidecar {
     }
 
     /// The state of `component` as the API reports it.
-    fn view(&self, source: &mut Source, component: &Component) -> Value {
+    fn view(&self, source: &mut Source, component: &Component) -> LeadershipView {
         source.view(component, self.last_release(component))
     }
 
     /// The last state a client's stream shows of a component it no longer contends for:
     /// not contending, not leading, and nothing observed (`synced: false`), whoever else may
     /// contend for it now; with the release that ended it.
-    fn not_contending_view(&self, component: &Component) -> Value {
+    fn not_contending_view(&self, component: &Component) -> LeadershipView {
         let (_, nothing) = watch::channel(Retrieved::default());
         let mut view = Source::Follower(nothing).view(component, self.last_release(component));
-        view["synced"] = Value::Bool(false);
+        view.synced = false;
         view
     }
 
@@ -787,21 +897,14 @@ pub fn router(sidecar: Sidecar) -> Router {
         .stores
         .as_ref()
         .map_or(1 << 20, |s| s.payloads.max_payload_bytes as usize);
-    Router::new()
-        .merge(store_api::routes(body_limit))
-        .merge(client_api::routes())
-        .route(
-            "/v1/leadership/{*component}",
-            get(get_leadership)
-                .put(put_leadership)
-                .delete(delete_leadership),
-        )
-        .merge(probe_routes())
-        .route(
-            "/openapi.json",
-            get(|| async { axum::Json(openapi::document()) }),
-        )
-        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "NotFound", "no such endpoint") })
+    Router::from(api(body_limit))
+        .fallback(|| async {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                ErrorKind::NotFound,
+                "no such endpoint",
+            )
+        })
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(
             sidecar.clone(),
@@ -810,32 +913,34 @@ pub fn router(sidecar: Sidecar) -> Router {
         .with_state(sidecar)
 }
 
-/// `GET /livez`, `GET /readyz` (and `?leader=<component>`) and `GET /metrics`: what kubelet
-/// probes and Prometheus call, served alike by the local API and the probe listener.
-fn probe_routes() -> Router<Sidecar> {
-    Router::new()
-        .route("/livez", get(|| async { "ok" }))
-        .route("/metrics", get(metrics))
-        .route("/readyz", get(readyz))
+/// Every route of the local API, each with its OpenAPI operation: a route is served only
+/// through its `#[utoipa::path]`, so the document lists exactly what is served.
+fn api(body_limit: usize) -> OpenApiRouter<Sidecar> {
+    OpenApiRouter::with_openapi(<openapi::Frame as utoipa::OpenApi>::openapi())
+        .merge(store_api::routes(body_limit))
+        .merge(client_api::routes())
+        .merge(leadership_api::routes())
+        .merge(leadership_api::probe_routes())
+        .merge(leadership_api::document_routes())
 }
 
 async fn method_not_allowed() -> ApiError {
     ApiError::new(
         StatusCode::METHOD_NOT_ALLOWED,
-        "MethodNotAllowed",
+        ErrorKind::MethodNotAllowed,
         "this endpoint does not take that method",
     )
 }
 
-/// The probe listener's API (`--probe-listen`): only [`probe_routes`], with no token, for
+/// The probe listener's API (`--probe-listen`): only [`leadership_api::probe_routes`], with no token, for
 /// kubelet probes and Prometheus on the pod's IP while the local API stays on loopback or a
 /// Unix socket. Nothing on it changes state: no client is touched, no component followed.
 pub fn probe_router(sidecar: Sidecar) -> Router {
-    probe_routes()
+    Router::from(leadership_api::probe_routes())
         .fallback(|| async {
             ApiError::new(
                 StatusCode::NOT_FOUND,
-                "NotFound",
+                ErrorKind::NotFound,
                 "the probe listener serves only /livez, /readyz and /metrics",
             )
         })
@@ -862,209 +967,4 @@ pub async fn serve_probes(
         shutdown,
     ));
     Ok((bound, task))
-}
-
-/// A query string that does not parse, as a JSON 400 like every other error.
-fn bad_query(e: QueryRejection) -> ApiError {
-    ApiError::new(StatusCode::BAD_REQUEST, "BadRequest", e.body_text())
-}
-
-fn parse_component(raw: &str) -> Result<Component, ApiError> {
-    raw.trim_matches('/')
-        .parse()
-        .map_err(|e: String| ApiError::new(StatusCode::BAD_REQUEST, "BadRequest", e))
-}
-
-#[derive(Deserialize)]
-struct ContendBody {
-    address: String,
-}
-
-async fn put_leadership(
-    State(sidecar): State<Sidecar>,
-    Path(raw): Path<String>,
-    headers: axum::http::HeaderMap,
-    body: axum::body::Bytes,
-) -> Result<Response, ApiError> {
-    let component = parse_component(&raw)?;
-    let body: ContendBody = serde_json::from_slice(&body).map_err(|e| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "BadRequest",
-            format!("expected a JSON body {{\"address\": \"...\"}}: {e}"),
-        )
-    })?;
-    let client = client_api::client_header(&headers)?.ok_or_else(|| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "ClientRequired",
-            "contending needs a Hakeeper-Client header: register with POST /v1/clients, keep GET /v1/clients/{id}/events open and call at least once per client timeout; the sidecar leads only while that client lives",
-        )
-    })?;
-    sidecar.contend_for_client(component.clone(), body.address, client)?;
-    let mut source = sidecar.source(&component)?;
-    Ok((
-        StatusCode::ACCEPTED,
-        axum::Json(sidecar.view(&mut source, &component)),
-    )
-        .into_response())
-}
-
-#[derive(Deserialize)]
-struct WatchQuery {
-    watch: Option<String>,
-}
-
-async fn get_leadership(
-    State(sidecar): State<Sidecar>,
-    Path(raw): Path<String>,
-    headers: axum::http::HeaderMap,
-    q: Result<Query<WatchQuery>, QueryRejection>,
-) -> Result<Response, ApiError> {
-    let component = parse_component(&raw)?;
-    let Query(q) = q.map_err(bad_query)?;
-    let mut source = sidecar.source(&component)?;
-    if !matches!(q.watch.as_deref(), Some("1" | "true")) {
-        return Ok(axum::Json(sidecar.view(&mut source, &component)).into_response());
-    }
-    // A stream opened with a client's id is one of that client's lifelines.
-    let lifeline = match client_api::client_header(&headers)? {
-        Some(client) => Some(client_api::Lifeline::open(&sidecar, client)?.0),
-        None => None,
-    };
-    // Server-Sent Events: the current state, then one event per change. The stream follows
-    // the component across a PUT or DELETE (from follower to contender and back). A client
-    // that stops reading only holds the latest state (a watch channel keeps one value).
-    let registry = sidecar.inner.registry.subscribe();
-    let state = SseState {
-        sidecar,
-        component,
-        source,
-        registry,
-        last: None,
-        _lifeline: lifeline,
-    };
-    let stream = futures::stream::unfold(state, |mut st| async move {
-        loop {
-            if st.last.is_some() {
-                let switch = tokio::select! {
-                    alive = st.source.changed() => !alive,
-                    changed = st.registry.changed() => changed.is_ok(),
-                };
-                if switch {
-                    st.source = st.sidecar.source(&st.component).ok()?;
-                    // Still a source that ended (its task stopped, or is being replaced and
-                    // the registry is about to move): wait for the registry, never spin.
-                    if st.source.is_closed() {
-                        st.registry.changed().await.ok()?;
-                        st.source = st.sidecar.source(&st.component).ok()?;
-                    }
-                }
-            }
-            let view = st.sidecar.view(&mut st.source, &st.component);
-            if st.last.as_ref().is_some_and(|l| same_state(l, &view)) {
-                continue;
-            }
-            let event = Event::default()
-                .event("leadership")
-                .json_data(&view)
-                .unwrap_or_else(|_| Event::default().comment("unserialisable state"));
-            st.last = Some(view);
-            return Some((Ok::<_, Infallible>(event), st));
-        }
-    });
-    Ok(Sse::new(stream)
-        .keep_alive(KeepAlive::default())
-        .into_response())
-}
-
-struct SseState {
-    sidecar: Sidecar,
-    component: Component,
-    source: Source,
-    registry: watch::Receiver<u64>,
-    /// The last state sent; `None` before the first.
-    last: Option<Value>,
-    _lifeline: Option<client_api::Lifeline>,
-}
-
-async fn delete_leadership(
-    State(sidecar): State<Sidecar>,
-    Path(raw): Path<String>,
-) -> Result<Response, ApiError> {
-    let component = parse_component(&raw)?;
-    if sidecar.stop(&component, ReleaseReason::ApiDelete).await {
-        Ok(axum::Json(
-            json!({"component": component.to_string(), "contending": false, "released": true}),
-        )
-        .into_response())
-    } else {
-        Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "NotFound",
-            format!("not contending for {component}"),
-        ))
-    }
-}
-
-/// `GET /metrics`: Prometheus text format.
-async fn metrics() -> Response {
-    (
-        [(
-            axum::http::header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        crate::metrics::get().encode(),
-    )
-        .into_response()
-}
-
-#[derive(Deserialize)]
-struct ReadyQuery {
-    leader: Option<String>,
-}
-
-/// `/readyz`: ready once every contender's watch has synced. `/readyz?leader=<component>`:
-/// ready only while this sidecar leads that component (confirmed, grant live), so that a
-/// readinessProbe routes a Service to the leader alone.
-async fn readyz(
-    State(sidecar): State<Sidecar>,
-    q: Result<Query<ReadyQuery>, QueryRejection>,
-) -> Response {
-    let q = match q {
-        Ok(Query(q)) => q,
-        Err(e) => return bad_query(e).into_response(),
-    };
-    if let Some(raw) = q.leader {
-        let component = match parse_component(&raw) {
-            Ok(c) => c,
-            Err(e) => return e.into_response(),
-        };
-        let leads = sidecar
-            .fence(&component)
-            .is_some_and(|f| f.current_session().is_some())
-            && sidecar
-                .contenders()
-                .get(&component)
-                .is_some_and(|c| c.elector.state().borrow().is_leader);
-        return if leads {
-            "leader".into_response()
-        } else {
-            ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "NotLeader",
-                format!("this sidecar does not lead {component}"),
-            )
-            .into_response()
-        };
-    }
-    match sidecar.ready() {
-        Ok(()) => "ok".into_response(),
-        Err(why) => ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "NotReady",
-            format!("lock watches have not synced yet: {why}"),
-        )
-        .into_response(),
-    }
 }

@@ -1,1680 +1,573 @@
-//! The OpenAPI 3.0.3 description of the local API, served as `GET /openapi.json`.
+//! The OpenAPI 3.1 description of the local API, served as `GET /openapi.json`.
 //!
-//! Written by hand from the routers (`router` in `mod.rs`, `routes` in `store_api.rs` and
-//! `client_api.rs`), the handlers and the error mapping (`From<StoreError> for ApiError`). Every error response
-//! narrows the `Error` schema to the `error` kinds that status can carry for that call. The
-//! tests pin the (path, method) pairs to the routers' and check that the document is
-//! self-contained: change the routers and this file together.
+//! Generated, not written: every route is registered through `utoipa_axum`'s router from its
+//! handler's `#[utoipa::path]` (path, method, parameters, responses, and the doc comment as
+//! summary and description), so the document lists exactly the routes served; request and
+//! response bodies are the handlers' own types (`ToSchema`), their doc comments the schemas'
+//! descriptions. This file holds what the handlers share: the error responses (each narrows
+//! the `Error` schema to the [`ErrorKind`]s that status can carry for that call), the path and
+//! header parameters, the schemas of types defined outside the sidecar (kept honest by tests),
+//! and the document's frame: info, tags, the bearer token, 401 and 408 on every operation.
+
+use std::sync::OnceLock;
 
 use serde_json::{Value, json};
+use utoipa::openapi::{RefOr, Response};
+use utoipa::{IntoParams, OpenApi, ToResponse, ToSchema};
 
-/// Every `error` kind the API answers: docs/API.md's table.
-const ERROR_KINDS: [&str; 31] = [
-    "BadRequest",
-    "ClientRequired",
-    "Invalid",
-    "Unauthorized",
-    "NotFound",
-    "UnknownClient",
-    "ClientReleased",
-    "MethodNotAllowed",
-    "RequestTimeout",
-    "Conflict",
-    "NotLeader",
-    "StaleSession",
-    "AlreadyExists",
-    "OutOfOrder",
-    "Contention",
-    "Rejected",
-    "PayloadTooLarge",
-    "CorruptHandle",
-    "BadPayload",
-    "BadValue",
-    "NoRecoverableCheckpoint",
-    "StorageError",
-    "ShuttingDown",
-    "NotReady",
-    "TooManyFollowed",
-    "TooManyClients",
-    "StorageUnavailable",
-    "ApiUnavailable",
-    "OutcomeUnknown",
-    "StorageNotConfigured",
-    "ConfigMapFull",
-];
-
-const COMPONENT_PATTERN: &str = "^(dispatcher|resourcemanager|restserver|jobmanager/[0-9a-f]{32})$";
-const JOB_ID_PATTERN: &str = "^[0-9a-f]{32}$";
-/// `/`-separated segments of `[A-Za-z0-9._-]`, none empty, `.` or `..`.
-const BLOB_KEY_PATTERN: &str = r"^(?!(.*/)?\.\.?(/|$))[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*$";
+use super::{ErrorBody, ErrorKind};
 
 /// The OpenAPI document of the sidecar's local API.
 pub fn document() -> Value {
-    let mut doc = json!({
-        "openapi": "3.0.3",
-        "info": info(),
-        "tags": [
-            {
-                "name": "clients",
-                "description": "A JobManager process registers as a client; every leadership \
-                    contended through the API is held on behalf of one client, and released when \
-                    that client is gone (its last event stream closed) or silent (no request \
-                    with its `Hakeeper-Client` id within the client timeout).",
-            },
-            {
-                "name": "leadership",
-                "description": "Contend for a component, follow its leader, release it.",
-            },
-            {
-                "name": "probes",
-                "description": "Liveness, readiness, metrics and this document; no token needed.",
-            },
-            {
-                "name": "jobs",
-                "description": "Job graphs and the running-jobs registry (owner: `dispatcher`).",
-            },
-            {
-                "name": "checkpoints",
-                "description": "Completed checkpoints and the checkpoint counter (owner: \
-                    `jobmanager/{jobId}`).",
-            },
-            {
-                "name": "blobs",
-                "description": "Immutable payloads without a handle (writes owned by \
-                    `dispatcher`).",
-            },
-        ],
-        "security": [{"bearerAuth": []}, {}],
-        "paths": {
-            "/v1/clients": register_client(),
-            "/v1/clients/{clientId}": client(),
-            "/v1/clients/{clientId}/keepalive": keepalive(),
-            "/v1/clients/{clientId}/events": client_events(),
-            "/v1/leadership/{component}": leadership(),
-            "/livez": livez(),
-            "/readyz": readyz(),
-            "/metrics": metrics(),
-            "/openapi.json": openapi(),
-            "/v1/jobs": jobs(),
-            "/v1/jobs/{jobId}/graph": graph(),
-            "/v1/jobs/{jobId}/status": status(),
-            "/v1/jobs/{jobId}/checkpoints": checkpoints(),
-            "/v1/jobs/{jobId}/checkpoints/latest": latest_checkpoint(),
-            "/v1/jobs/{jobId}/checkpoints/{checkpointId}": checkpoint(),
-            "/v1/jobs/{jobId}/checkpoint-counter": counter(),
-            "/v1/jobs/{jobId}/checkpoint-counter/increment": increment(),
-            "/v1/blobs/{key}": blob(),
-        },
-        "components": {
-            "schemas": schemas(),
-            "parameters": parameters(),
-            "headers": headers(),
-            "responses": responses(),
-            "securitySchemes": {
-                "bearerAuth": {
-                    "type": "http",
-                    "scheme": "bearer",
-                    "description": "Only when the sidecar was started with `--token-file`: \
-                        then every `/v1` call needs `Authorization: Bearer <token>` (the file's \
-                        first line) and answers 401 `Unauthorized` without it. The probes, \
-                        `/metrics` and `/openapi.json` never need it.",
-                },
-            },
-        },
-    });
-    // The token middleware guards exactly the paths under /v1; the serving deadline bounds
-    // every request.
-    if let Some(paths) = doc["paths"].as_object_mut() {
-        for (path, item) in paths.iter_mut() {
-            let guarded = path.starts_with("/v1");
-            let Some(item) = item.as_object_mut() else {
-                continue;
-            };
-            for (method, op) in item.iter_mut() {
-                if method == "parameters" {
-                    continue;
-                }
-                op["responses"]["408"] = reference("responses", "RequestTimeout");
-                if guarded {
-                    op["responses"]["401"] = reference("responses", "Unauthorized");
-                } else {
-                    op["security"] = json!([]);
-                }
-            }
-        }
-    }
-    doc
+    static DOCUMENT: OnceLock<Value> = OnceLock::new();
+    DOCUMENT
+        .get_or_init(|| finish(super::api(0).into_openapi()))
+        .clone()
 }
+
+/// The frame the routes are added to.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "hakeeper sidecar local API", license(name = "Apache-2.0")),
+    tags(
+        (name = "clients", description = "A JobManager process registers as a client; every \
+            leadership contended through the API is held on behalf of one client, and released \
+            when that client is gone (its last event stream closed) or silent (no request with \
+            its `Hakeeper-Client` id within the client timeout)."),
+        (name = "leadership", description = "Contend for a component, follow its leader, release it."),
+        (name = "probes", description = "Liveness, readiness, metrics and this document; no token needed."),
+        (name = "jobs", description = "Job graphs and the running-jobs registry (owner: `dispatcher`)."),
+        (name = "checkpoints", description = "Completed checkpoints and the checkpoint counter \
+            (owner: `jobmanager/{jobId}`)."),
+        (name = "blobs", description = "Immutable payloads without a handle (writes owned by `dispatcher`)."),
+    ),
+    components(
+        // The data of the client stream's `released` event, named in its description.
+        schemas(ErrorBody, super::client_api::ClientReleasedEvent),
+        responses(Unauthorized, RequestTimeout, NotFound, MethodNotAllowed),
+    ),
+)]
+pub(super) struct Frame;
 
 /// The deadline `serve` puts on every request but an event stream.
 fn request_timeout_secs() -> u64 {
     super::serve::Limits::default().request_timeout.as_secs()
 }
 
-fn info() -> Value {
+fn description() -> String {
     let timeout = request_timeout_secs();
-    json!({
-        "title": "hakeeper sidecar local API",
-        "version": env!("CARGO_PKG_VERSION"),
-        "license": {"name": "Apache-2.0"},
-        "description": format!(
-            "The sidecar's local HTTP/JSON API (default `127.0.0.1:7070`, or a `unix:` \
-            socket): leader election for Flink's components, and Flink's HA stores (job graphs, \
-            running-jobs registry, completed checkpoints, checkpoint counter, blobs).\n\n\
-            Every error is JSON `{{\"error\": kind, \"message\": text}}` (schema `Error`). A path \
-            the API does not serve answers 404 `NotFound`; a served path with a method it does \
-            not take answers 405 `MethodNotAllowed` (see `components.responses`). GET routes \
-            also answer HEAD.\n\n\
-            Leadership is held on behalf of a client (a JobManager process): register with \
-            `POST /v1/clients`, keep `GET /v1/clients/{{clientId}}/events` open, and send a \
-            request with `Hakeeper-Client: <clientId>` (any call, or \
-            `POST /v1/clients/{{clientId}}/keepalive`) at least every `timeoutMs / 3`. \
-            `PUT /v1/leadership/{{component}}` needs that header. When the client's last event \
-            stream closes (reason `client_gone`), or it sends nothing with its id within \
-            `timeoutMs` (`client_timeout`), every component it contended for is released as a \
-            `DELETE` does. An open stream alone is no sign of life. On the routes that do not \
-            declare it, the header is only a sign of life and never makes a call fail.\n\n\
-            Leader-only calls need `Hakeeper-Session: <sessionId>`, the `sessionId` of \
-            `GET /v1/leadership/{{owner}}` while `isLeader` is true; refusals are 409 \
-            `NotLeader` or `StaleSession`. The store endpoints need `--storage-dir`, else they \
-            answer 503 `StorageNotConfigured`. Store request bodies are limited to \
-            `--max-payload-bytes` (1 MiB without `--storage-dir`): 413 `PayloadTooLarge`.\n\n\
-            A request must complete within the request timeout ({timeout} s; the event streams, \
-            `watch=1` and `/v1/clients/{{clientId}}/events`, are exempt), else 408 \
-            `RequestTimeout`.\n\n\
-            Requests the framework rejects before a handler runs (a path segment that does not \
-            percent-decode to UTF-8, a malformed query string, a leadership or client \
-            registration body over 2 MiB) get a plain-text 4xx instead of the JSON error."
-        ),
-    })
+    format!(
+        "The sidecar's local HTTP/JSON API (default `127.0.0.1:7070`, or a `unix:` socket): \
+        leader election for Flink's components, and Flink's HA stores (job graphs, running-jobs \
+        registry, completed checkpoints, checkpoint counter, blobs).\n\n\
+        Every error is JSON `{{\"error\": kind, \"message\": text}}` (schema `Error`). A path the \
+        API does not serve answers 404 `NotFound`; a served path with a method it does not take \
+        answers 405 `MethodNotAllowed` (see `components.responses`). GET routes also answer \
+        HEAD.\n\n\
+        Leadership is held on behalf of a client (a JobManager process): register with \
+        `POST /v1/clients`, keep `GET /v1/clients/{{clientId}}/events` open, and send a request \
+        with `Hakeeper-Client: <clientId>` (any call, or \
+        `POST /v1/clients/{{clientId}}/keepalive`) at least every `timeoutMs / 3`. \
+        `PUT /v1/leadership/{{component}}` needs that header. When the client's last event \
+        stream closes (reason `client_gone`), or it sends nothing with its id within \
+        `timeoutMs` (`client_timeout`), every component it contended for is released as a \
+        `DELETE` does. An open stream alone is no sign of life. On the routes that do not \
+        declare it, the header is only a sign of life and never makes a call fail.\n\n\
+        Leader-only calls need `Hakeeper-Session: <sessionId>`, the `sessionId` of \
+        `GET /v1/leadership/{{owner}}` while `isLeader` is true; refusals are 409 `NotLeader` or \
+        `StaleSession`. The store endpoints need `--storage-dir`, else they answer 503 \
+        `StorageNotConfigured`. Store request bodies are limited to `--max-payload-bytes` \
+        (1 MiB without `--storage-dir`): 413 `PayloadTooLarge`.\n\n\
+        A request must complete within the request timeout ({timeout} s; the event streams, \
+        `watch=1` and `/v1/clients/{{clientId}}/events`, are exempt), else 408 \
+        `RequestTimeout`.\n\n\
+        Requests the framework rejects before a handler runs (a path segment that does not \
+        percent-decode to UTF-8, a malformed query string, a leadership or client registration \
+        body over 2 MiB) get a plain-text 4xx instead of the JSON error."
+    )
+}
+
+/// The routes' document, framed: OpenAPI's names for axum's catch-all parameters, the bearer
+/// token (which guards exactly the paths under `/v1`), and the serving deadline (which bounds
+/// every request).
+fn finish(api: utoipa::openapi::OpenApi) -> Value {
+    let mut doc = serde_json::to_value(api).expect("the document serializes");
+    doc["info"]["description"] = json!(description());
+    doc["info"]["version"] = json!(env!("CARGO_PKG_VERSION"));
+    doc["security"] = json!([{"bearerAuth": []}, {}]);
+    doc["components"]["securitySchemes"] = json!({"bearerAuth": {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "Only when the sidecar was started with `--token-file`: then every `/v1` \
+            call needs `Authorization: Bearer <token>` (the file's first line) and answers 401 \
+            `Unauthorized` without it. The probes, `/metrics` and `/openapi.json` never need it.",
+    }});
+    let paths = doc["paths"].as_object_mut().map(std::mem::take);
+    for (path, mut item) in paths.into_iter().flatten() {
+        let guarded = path.starts_with("/v1");
+        for op in item
+            .as_object_mut()
+            .into_iter()
+            .flat_map(|i| i.values_mut())
+        {
+            let responses = &mut op["responses"];
+            responses["408"] = json!({"$ref": "#/components/responses/RequestTimeout"});
+            if guarded {
+                responses["401"] = json!({"$ref": "#/components/responses/Unauthorized"});
+            } else {
+                op["security"] = json!([]);
+            }
+        }
+        doc["paths"][path.replace("{*", "{")] = item;
+    }
+    doc
 }
 
 // ---------------------------------------------------------------------------------------
-// Building blocks
-
-fn reference(section: &str, name: &str) -> Value {
-    json!({"$ref": format!("#/components/{section}/{name}")})
-}
-
-fn schema(name: &str) -> Value {
-    reference("schemas", name)
-}
-
-fn json_response(description: &str, schema_name: &str) -> Value {
-    json!({
-        "description": description,
-        "content": {"application/json": {"schema": schema(schema_name)}},
-    })
-}
-
-fn text_response(description: &str, body: Value) -> Value {
-    json!({
-        "description": description,
-        "content": {"text/plain": {"schema": body}},
-    })
-}
-
-/// A raw payload (`application/octet-stream`), with `headers` (an object, maybe empty).
-fn payload_response(description: &str, headers: Value) -> Value {
-    json!({
-        "description": description,
-        "headers": headers,
-        "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
-    })
-}
+// Error responses
 
 /// An error response whose `error` is one of `kinds`.
-fn error(description: &str, kinds: &[&str]) -> Value {
+fn error_response(description: &str, kinds: &[ErrorKind]) -> Value {
     json!({
         "description": description,
-        "content": {"application/json": {"schema": {
-            "allOf": [
-                schema("Error"),
-                {"type": "object", "properties": {"error": {"type": "string", "enum": kinds}}},
-            ],
-        }}},
+        "content": {"application/json": {"schema": {"allOf": [
+            {"$ref": "#/components/schemas/Error"},
+            {"type": "object", "properties": {"error": {"type": "string", "enum": kinds}}},
+        ]}}},
     })
 }
 
-fn payload_body(description: &str) -> Value {
-    json!({
-        "description": description,
-        "required": true,
-        "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
-    })
+fn response(value: Value) -> RefOr<Response> {
+    serde_json::from_value(value).expect("a response object")
 }
 
-fn bad_job() -> Value {
-    error(
-        "`jobId` is not 32 lowercase hexadecimal characters.",
-        &["BadRequest"],
-    )
+/// Error responses, for `(status = ..., response = inline(Name))`: the doc comment is the
+/// description (unless an expression follows the kinds), the kinds those the answer carries.
+macro_rules! errors {
+    ($($(#[doc = $doc:literal])+ $name:ident: [$($kind:ident),+] $(= $text:expr)?;)+) => {$(
+        $(#[doc = $doc])+
+        pub(super) struct $name;
+
+        impl<'r> ToResponse<'r> for $name {
+            fn response() -> (&'r str, RefOr<Response>) {
+                let text: String = errors!(@text [$($doc),+] $($text)?);
+                let value = error_response(&text, &[$(ErrorKind::$kind),+]);
+                (stringify!($name), response(value))
+            }
+        }
+    )+};
+    (@text [$($doc:literal),+]) => { [$($doc),+].map(str::trim).join(" ") };
+    (@text [$($doc:literal),+] $text:expr) => { $text };
 }
 
-fn bad_job_or_checkpoint() -> Value {
-    error(
-        "`jobId` is not 32 lowercase hexadecimal characters, or `checkpointId` is not a \
-         non-negative integer.",
-        &["BadRequest"],
-    )
+/// The retry advice of a 503.
+const UNAVAILABLE: &str = "Retry: `StorageNotConfigured` (started without `--storage-dir`; lasts \
+    until a restart with it), `ApiUnavailable` (the Kubernetes API failed or did not answer in \
+    time), `StorageUnavailable` (object storage could not be reached), `OutcomeUnknown` (a \
+    ConfigMap write was sent and whether it landed could not be settled; re-read before \
+    retrying). Only the kinds listed for this call occur.";
+
+/// The fence's refusals, the start of a 409's description.
+const REFUSED: &str = "Refused: `NotLeader` (this sidecar does not lead the owner now), \
+    `StaleSession` (no `Hakeeper-Session` UUID, or another grant's), `Contention` (the \
+    ConfigMap kept changing; gave up)";
+
+errors! {
+    /// The sidecar requires `Authorization: Bearer <token>` on `/v1` calls and the request did
+    /// not present the token.
+    UnauthorizedBody: [Unauthorized];
+    /// No such endpoint (answered for any path the API does not serve).
+    NotFound: [NotFound];
+    /// The path is served but does not take this method (answered for any such call).
+    MethodNotAllowedBody: [MethodNotAllowed];
+    /// A request over time.
+    RequestTimeout: [RequestTimeout] = format!(
+        "The request did not complete within {} s (the event streams, `watch=1` and \
+         `/v1/clients/{{clientId}}/events`, are exempt).",
+        request_timeout_secs()
+    );
+
+    // Clients
+    /// `clientId` is not a UUID.
+    BadClientId: [BadRequest];
+    /// No such client is registered with this sidecar (never was, or released so long ago that
+    /// it was forgotten); register with `POST /v1/clients`.
+    UnknownClient: [UnknownClient];
+    /// The client was released, and every leadership it held with it; the message says when and
+    /// why (`client_gone`, `client_timeout`, `api_delete`, `shutdown`). Stop all leader work and
+    /// register again.
+    ClientReleased: [ClientReleased];
+    /// The body is neither empty nor `{"name": "..."}` (unknown fields are refused).
+    BadRegistration: [BadRequest];
+    /// Too many clients, or shutting down.
+    RegistrationRefused: [ShuttingDown, TooManyClients] = format!(
+        "`TooManyClients`: {} clients are live already. `ShuttingDown`: the sidecar is shutting \
+         down.",
+        super::clients::MAX_CLIENTS
+    );
+    /// The sidecar is shutting down.
+    ShuttingDown: [ShuttingDown];
+
+    // Leadership and probes
+    /// `ClientRequired`: no `Hakeeper-Client` header. `BadRequest`: not a component, a body
+    /// that is not `{"address": "..."}`, a blank address, or a `Hakeeper-Client` that is not a
+    /// UUID.
+    BadContention: [BadRequest, ClientRequired];
+    /// The component is contended already: on behalf of another client (or by `--contend`), or
+    /// by this client with another address; DELETE it first.
+    ContendedAlready: [Conflict];
+    /// Not a component, or a `Hakeeper-Client` that is not a UUID.
+    BadFollow: [BadRequest];
+    /// With `watch=1` and `Hakeeper-Client`: no such client is registered.
+    WatchUnknownClient: [UnknownClient];
+    /// With `watch=1` and `Hakeeper-Client`: the client was released.
+    WatchClientReleased: [ClientReleased];
+    /// Shutting down, or following too many components.
+    FollowRefused: [ShuttingDown, TooManyFollowed] = format!(
+        "`ShuttingDown`: the sidecar is shutting down. `TooManyFollowed`: it already follows {} \
+         components it does not contend.",
+        super::MAX_FOLLOWED
+    );
+    /// Not a component (`dispatcher`, `resourcemanager`, `restserver`,
+    /// `jobmanager/<32 lowercase hex>`).
+    BadComponent: [BadRequest];
+    /// This sidecar does not contend for the component.
+    NotContending: [NotFound];
+    /// `leader` is not a component.
+    BadLeaderQuery: [BadRequest];
+    /// `NotReady`: lock watches have not synced yet. `NotLeader`: this sidecar does not lead the
+    /// `leader` component.
+    NotReady: [NotReady, NotLeader];
+
+    // Stores
+    /// `jobId` is not 32 lowercase hexadecimal characters.
+    BadJob: [BadRequest];
+    /// `jobId` is not 32 lowercase hexadecimal characters, or `checkpointId` is not an integer
+    /// from 0 to 9223372036854775807.
+    BadCheckpoint: [BadRequest];
+    /// The request body is over `--max-payload-bytes`.
+    TooLarge: [PayloadTooLarge];
+    /// The write would leave less than 16 KiB free below the ConfigMap's 1 MiB; nothing was
+    /// sent.
+    ConfigMapFull: [ConfigMapFull];
+    /// Object storage refused (access denied, no such bucket, an object over
+    /// `--max-payload-bytes`, ...).
+    StorageRefused: [StorageError];
+    /// `CorruptHandle`: the entry is not a valid state handle. `BadPayload`: the payload is
+    /// missing, or not the size its handle records.
+    BadStoredPayload: [CorruptHandle, BadPayload];
+    /// A leader-only write of one handle, refused.
+    HandleRefused: [NotLeader, StaleSession, Contention, Rejected] = format!(
+        "{REFUSED}, `Rejected` (the entry changed meanwhile, or the write is known not to have \
+         landed)."
+    );
+    /// A leader-only write of one plain entry, refused.
+    EntryRefused: [NotLeader, StaleSession, Contention] = format!("{REFUSED}.");
+    /// A write that also stores a payload.
+    WriteUnavailable: [StorageNotConfigured, ApiUnavailable, StorageUnavailable, OutcomeUnknown]
+        = UNAVAILABLE.into();
+    /// A read that also fetches a payload.
+    ReadUnavailable: [StorageNotConfigured, ApiUnavailable, StorageUnavailable]
+        = UNAVAILABLE.into();
+    /// A write of the ConfigMap alone.
+    EntryUnavailable: [StorageNotConfigured, ApiUnavailable, OutcomeUnknown] = UNAVAILABLE.into();
+    /// A read of the ConfigMap alone.
+    ListUnavailable: [StorageNotConfigured, ApiUnavailable] = UNAVAILABLE.into();
+
+    // Job graphs and status
+    /// The graph being replaced was removed meanwhile (a concurrent DELETE).
+    GraphGone: [NotFound];
+    /// The entry of the graph being replaced is not a valid state handle.
+    ReplacedGraphCorrupt: [CorruptHandle];
+    /// No graph is stored for the job.
+    NoGraph: [NotFound];
+    /// `jobId` is not 32 lowercase hexadecimal characters, or the body is not `RUNNING` or
+    /// `DONE`.
+    BadStatus: [BadRequest];
+    /// No status was set for the job.
+    NoStatus: [NotFound];
+    /// The entry holds neither `RUNNING` nor `DONE`.
+    BadStoredStatus: [BadValue];
+
+    // Checkpoints and the counter
+    /// No checkpoint is retained.
+    NoCheckpoint: [NotFound];
+    /// Checkpoints are retained but none can be used (or, with `--strict-recovery`, one
+    /// cannot).
+    NoRecoverableCheckpoint: [NoRecoverableCheckpoint];
+    /// The checkpoint is not retained.
+    CheckpointNotRetained: [NotFound];
+    /// A checkpoint add, refused.
+    AddRefused: [NotLeader, StaleSession, Contention, Rejected, OutOfOrder, AlreadyExists] =
+        format!(
+            "{REFUSED}, `Rejected` (the entry changed meanwhile, or the write is known not to \
+             have landed), `OutOfOrder` (the id is not greater than the newest retained one), \
+             `AlreadyExists` (a concurrent add took the id)."
+        );
+    /// The stored `counter` entry is not a non-negative integer.
+    BadStoredCounter: [BadValue];
+    /// `jobId` is not 32 lowercase hexadecimal characters, or the body is not
+    /// `{"value": <integer from 0 to 9223372036854775807>}`.
+    BadCounter: [BadRequest];
+    /// `BadRequest`: `jobId` is not 32 lowercase hexadecimal characters. `Invalid`: the counter
+    /// is at its maximum.
+    BadIncrement: [BadRequest, Invalid];
+
+    // Blobs
+    /// The key is outside the rules: 1 to 512 characters of `/`-separated segments of
+    /// `[A-Za-z0-9._-]`, none empty, `.` or `..`.
+    BadBlobKey: [Invalid];
+    /// A blob already under the key was deleted while being compared.
+    BlobGone: [NotFound];
+    /// Refused: `NotLeader` (this sidecar does not lead `dispatcher` now), `StaleSession` (no
+    /// `Hakeeper-Session` UUID, or another grant's), `AlreadyExists` (the key holds different
+    /// bytes).
+    BlobRefused: [NotLeader, StaleSession, AlreadyExists];
+    /// No blob under the key.
+    NoBlob: [NotFound];
+    /// Refused: `NotLeader` (this sidecar does not lead `dispatcher` now), `StaleSession` (no
+    /// `Hakeeper-Session` UUID, or another grant's).
+    BlobDeleteRefused: [NotLeader, StaleSession];
+    /// Object storage is not configured or not reachable.
+    BlobUnavailable: [StorageNotConfigured, StorageUnavailable] = UNAVAILABLE.into();
 }
 
-fn too_large() -> Value {
-    error(
-        "The request body is over `--max-payload-bytes`.",
-        &["PayloadTooLarge"],
-    )
-}
+/// 401, with `WWW-Authenticate: Bearer`.
+pub(super) struct Unauthorized;
 
-fn config_map_full() -> Value {
-    error(
-        "The write would leave less than 16 KiB free below the ConfigMap's 1 MiB; nothing \
-         was sent.",
-        &["ConfigMapFull"],
-    )
-}
-
-fn storage_error() -> Value {
-    error(
-        "Object storage refused (access denied, no such bucket, an object over \
-         `--max-payload-bytes`, ...).",
-        &["StorageError"],
-    )
-}
-
-/// 409 of a leader-only call whose ConfigMap write is a compare-and-swap of one handle;
-/// `extra` adds kinds of its own, with what they mean.
-fn handle_write_conflict(extra: &[(&str, &str)]) -> Value {
-    let mut kinds = vec!["NotLeader", "StaleSession", "Contention", "Rejected"];
-    let mut description = "Refused: `NotLeader` (this sidecar does not lead the owner now), \
-        `StaleSession` (no `Hakeeper-Session` UUID, or another grant's), `Contention` (the \
-        ConfigMap kept changing; gave up), `Rejected` (the entry changed meanwhile, or the \
-        write is known not to have landed)"
-        .to_string();
-    for (kind, meaning) in extra {
-        kinds.push(kind);
-        description.push_str(&format!(", `{kind}` ({meaning})"));
+impl<'r> ToResponse<'r> for Unauthorized {
+    fn response() -> (&'r str, RefOr<Response>) {
+        let mut value = serde_json::to_value(UnauthorizedBody::response().1).expect("serializes");
+        value["headers"] =
+            json!({"WWW-Authenticate": {"schema": {"type": "string", "enum": ["Bearer"]}}});
+        ("Unauthorized", response(value))
     }
-    description.push('.');
-    error(&description, &kinds)
 }
 
-/// 409 of a leader-only call that writes one plain ConfigMap entry.
-fn entry_write_conflict() -> Value {
-    error(
-        "Refused: `NotLeader` (this sidecar does not lead the owner now), `StaleSession` (no \
-         `Hakeeper-Session` UUID, or another grant's), `Contention` (the ConfigMap kept \
-         changing; gave up).",
-        &["NotLeader", "StaleSession", "Contention"],
-    )
-}
+/// 405, with the `Allow` header.
+pub(super) struct MethodNotAllowed;
 
-fn unavailable(kinds: &[&str]) -> Value {
-    error(
-        "Retry: `StorageNotConfigured` (started without `--storage-dir`; lasts until a \
-         restart with it), `ApiUnavailable` (the Kubernetes API failed or did not answer in \
-         time), `StorageUnavailable` (object storage could not be reached), `OutcomeUnknown` \
-         (a ConfigMap write was sent and whether it landed could not be settled; re-read \
-         before retrying). Only the kinds listed for this call occur.",
-        kinds,
-    )
-}
-
-/// 503 of a read that also fetches a payload.
-fn read_unavailable() -> Value {
-    unavailable(&[
-        "StorageNotConfigured",
-        "ApiUnavailable",
-        "StorageUnavailable",
-    ])
-}
-
-fn session() -> Value {
-    reference("parameters", "Session")
-}
-
-// ---------------------------------------------------------------------------------------
-// Clients
-
-fn unknown_client() -> Value {
-    error(
-        "No such client is registered with this sidecar (never was, or released so long ago \
-         that it was forgotten); register with `POST /v1/clients`.",
-        &["UnknownClient"],
-    )
-}
-
-fn client_released() -> Value {
-    error(
-        "The client was released, and every leadership it held with it; the message says \
-         when and why (`client_gone`, `client_timeout`, `api_delete`, `shutdown`). Stop all \
-         leader work and register again.",
-        &["ClientReleased"],
-    )
-}
-
-fn bad_client_id() -> Value {
-    error("`clientId` is not a UUID.", &["BadRequest"])
-}
-
-fn register_client() -> Value {
-    json!({
-        "post": {
-            "operationId": "registerClient",
-            "tags": ["clients"],
-            "summary": "Register a client (a JobManager process)",
-            "description": "A new client, alive from now. Then open its event stream, keep it \
-                open for as long as the process lives, and send a request with \
-                `Hakeeper-Client: <clientId>` (any call, or the keepalive) at least every \
-                `timeoutMs / 3`.",
-            "requestBody": {
-                "description": "Optional; parsed as JSON whatever the Content-Type. An empty \
-                    body registers a client without a name.",
-                "required": false,
-                "content": {"application/json": {"schema": schema("ClientRegistration")}},
-            },
-            "responses": {
-                "201": json_response("Registered.", "Client"),
-                "400": error(
-                    "The body is neither empty nor `{\"name\": \"...\"}` (unknown fields are \
-                     refused).",
-                    &["BadRequest"],
-                ),
-                "413": text_response(
-                    "The body is over 2 MiB (the framework's limit, answered in plain text).",
-                    json!({"type": "string"}),
-                ),
-                "503": error(
-                    &format!(
-                        "`TooManyClients`: {} clients are live already. `ShuttingDown`: the \
-                         sidecar is shutting down.",
-                        super::clients::MAX_CLIENTS
-                    ),
-                    &["ShuttingDown", "TooManyClients"],
-                ),
-            },
-        },
-    })
-}
-
-fn client() -> Value {
-    json!({
-        "parameters": [reference("parameters", "ClientId")],
-        "get": {
-            "operationId": "describeClient",
-            "tags": ["clients"],
-            "summary": "Describe a live client",
-            "description": "Not a sign of life by itself (send `Hakeeper-Client` for that).",
-            "responses": {
-                "200": json_response("The client.", "ClientDescription"),
-                "400": bad_client_id(),
-                "404": unknown_client(),
-                "410": client_released(),
-            },
-        },
-        "delete": {
-            "operationId": "endClient",
-            "tags": ["clients"],
-            "summary": "End a client, releasing everything it contended for",
-            "description": "Every component the client contended for is released as \
-                `DELETE /v1/leadership/{component}` does (leader work stops first, then one \
-                compare-and-swap frees the lock), before the answer; reason `api_delete`. Its \
-                event streams get their final events and end.",
-            "responses": {
-                "200": json_response("Ended; the components released.", "ClientEnded"),
-                "400": bad_client_id(),
-                "404": unknown_client(),
-                "410": client_released(),
-            },
-        },
-    })
-}
-
-fn keepalive() -> Value {
-    json!({
-        "parameters": [reference("parameters", "ClientId")],
-        "post": {
-            "operationId": "keepClientAlive",
-            "tags": ["clients"],
-            "summary": "Show that a client lives",
-            "description": "A sign of life, as any request with `Hakeeper-Client` is; send one \
-                at least every `timeoutMs / 3`. Its errors tell a client that was asleep where \
-                it stands. Any request body is ignored.",
-            "responses": {
-                "200": json_response("Alive; the components it contends for.", "ClientKeepalive"),
-                "400": bad_client_id(),
-                "404": unknown_client(),
-                "410": client_released(),
-            },
-        },
-    })
-}
-
-fn client_events() -> Value {
-    json!({
-        "parameters": [reference("parameters", "ClientId")],
-        "get": {
-            "operationId": "clientEvents",
-            "tags": ["clients"],
-            "summary": "The client's lifeline: its event stream",
-            "description": "Server-Sent Events. First a `client` event (the object of \
-                `POST /v1/clients`); then a `leadership` event (a `LeadershipState`) for each \
-                component the client contends for, at once and whenever its state changes (not \
-                when only `leaseRemainingMs` or `lastRelease.agoMs` moved). When the client is \
-                released: a last `leadership` event per component (`contending: false`, \
-                `isLeader: false`, `sessionId` and `clientId` null, `synced: false`: never the \
-                state of whoever contends for it next), a \
-                `released` event, and the end of the stream. Keep-alive comments every 15 s.\n\n\
-                While any of the client's streams is open, the client is not gone; when its \
-                last one closes (the process died, or the connection was closed or half-closed) \
-                it is released at once, reason `client_gone`. An open stream is no sign of life \
-                by itself: the client must still send a request with its id within \
-                `timeoutMs`. Exempt from the request timeout.",
-            "responses": {
-                "200": {
-                    "description": "The stream.",
-                    "content": {
-                        "text/event-stream": {
-                            "schema": {
-                                "type": "object",
-                                "description": "Each event: its name, and its `data` as one \
-                                    line of JSON: `client` a `Client`, `leadership` a \
-                                    `LeadershipState`, `released` a `ClientReleasedEvent`.",
-                                "properties": {
-                                    "event": {
-                                        "type": "string",
-                                        "enum": ["client", "leadership", "released"],
-                                    },
-                                    "data": {"type": "string"},
-                                },
-                            },
-                            "example": "event: client\ndata: {\"clientId\":\
-                                \"7d0f6c1e-2b3a-4c5d-8e9f-0a1b2c3d4e5f\",\"name\":\"jm-0\",\
-                                \"timeoutMs\":10000}\n\nevent: leadership\ndata: \
-                                {\"component\":\"dispatcher\",\"contending\":true,\
-                                \"clientId\":\"7d0f6c1e-2b3a-4c5d-8e9f-0a1b2c3d4e5f\",\
-                                \"isLeader\":true,...}\n\n",
-                        },
-                    },
-                },
-                "400": bad_client_id(),
-                "404": unknown_client(),
-                "410": client_released(),
-                "503": error("The sidecar is shutting down.", &["ShuttingDown"]),
-            },
-        },
-    })
-}
-
-// ---------------------------------------------------------------------------------------
-// Leadership and probes
-
-fn leadership() -> Value {
-    let bad_component = || {
-        error(
-            "Not a component (`dispatcher`, `resourcemanager`, `restserver`, \
-             `jobmanager/<32 lowercase hex>`).",
-            &["BadRequest"],
-        )
-    };
-    json!({
-        "parameters": [reference("parameters", "Component")],
-        "put": {
-            "operationId": "contend",
-            "tags": ["leadership"],
-            "summary": "Start contending for a component, on behalf of a client",
-            "description": "Contend with the address to publish while this process leads, on \
-                behalf of the client of `Hakeeper-Client`: the contention (and any leadership) \
-                lasts as long as that client lives. Idempotent for the same client and address. \
-                Answers at once with the current state; leadership follows asynchronously (the \
-                client's event stream reports it).",
-            "parameters": [reference("parameters", "Client")],
-            "requestBody": {
-                "description": "Parsed as JSON whatever the Content-Type.",
-                "required": true,
-                "content": {"application/json": {"schema": schema("ContendRequest")}},
-            },
-            "responses": {
-                "202": json_response("Contending; the component's state now.", "LeadershipState"),
-                "400": error(
-                    "`ClientRequired`: no `Hakeeper-Client` header. `BadRequest`: not a \
-                     component, a body that is not `{\"address\": \"...\"}`, a blank address, \
-                     or a `Hakeeper-Client` that is not a UUID.",
-                    &["BadRequest", "ClientRequired"],
-                ),
-                "404": unknown_client(),
-                "410": client_released(),
-                "409": error(
-                    "The component is contended already: on behalf of another client (or by \
-                     `--contend`), or by this client with another address; DELETE it first.",
-                    &["Conflict"],
-                ),
-                "413": text_response(
-                    "The body is over 2 MiB (the framework's limit, answered in plain text).",
-                    json!({"type": "string"}),
-                ),
-                "503": error("The sidecar is shutting down.", &["ShuttingDown"]),
-            },
-        },
-        "get": {
-            "operationId": "getLeadership",
-            "tags": ["leadership"],
-            "summary": "Report, or stream, a component's leadership",
-            "description": "For a component this sidecar does not contend, the same object with \
-                `contending: false`, from a watch on the component's ConfigMap that the first \
-                such call starts. With `watch=1` the answer is a Server-Sent Events stream: the \
-                current state first, then one `leadership` event per change (not when only \
-                `leaseRemainingMs` or `lastRelease.agoMs` moved); it follows the component \
-                across PUT and DELETE (and a client's release), and ends when the sidecar shuts \
-                down. A `watch=1` stream opened with `Hakeeper-Client` is a lifeline of that \
-                client, as its `/v1/clients/{clientId}/events` stream is.",
-            "parameters": [reference("parameters", "ClientLifeline"), {
-                "name": "watch",
-                "in": "query",
-                "required": false,
-                "description": "`1` or `true`: answer a `text/event-stream`. Any other value, \
-                    or none, answers one JSON object.",
-                "schema": {"type": "string"},
-                "example": "1",
-            }],
-            "responses": {
-                "200": {
-                    "description": "The state; with `watch=1`, a stream of it.",
-                    "content": {
-                        "application/json": {"schema": schema("LeadershipState")},
-                        "text/event-stream": {
-                            "schema": {
-                                "type": "object",
-                                "description": "Each event: named `leadership`, its `data` a \
-                                    `LeadershipState` as one line of JSON; and keep-alive \
-                                    comments.",
-                                "properties": {
-                                    "event": {"type": "string", "enum": ["leadership"]},
-                                    "data": {"type": "string"},
-                                },
-                            },
-                            "example": "event: leadership\ndata: {\"component\":\"dispatcher\",\
-                                \"contending\":true,\"isLeader\":false,...}\n\n",
-                        },
-                    },
-                },
-                "400": error(
-                    "Not a component; with `watch=1`, a `Hakeeper-Client` that is not a UUID.",
-                    &["BadRequest"],
-                ),
-                "404": error(
-                    "With `watch=1` and `Hakeeper-Client`: no such client is registered.",
-                    &["UnknownClient"],
-                ),
-                "410": error(
-                    "With `watch=1` and `Hakeeper-Client`: the client was released.",
-                    &["ClientReleased"],
-                ),
-                "503": error(
-                    &format!(
-                        "`ShuttingDown`: the sidecar is shutting down. `TooManyFollowed`: it \
-                         already follows {} components it does not contend.",
-                        super::MAX_FOLLOWED
-                    ),
-                    &["ShuttingDown", "TooManyFollowed"],
-                ),
-            },
-        },
-        "delete": {
-            "operationId": "release",
-            "tags": ["leadership"],
-            "summary": "Stop contending, releasing the lock if held",
-            "description": "If this process leads, leader work stops first, then the lock is \
-                released in one compare-and-swap (holder `\"\"`, lease 1 s), so that a standby \
-                takes over at once. Needs no `Hakeeper-Client` (an admin action, reason \
-                `api_delete`); a client that contended for the component stays registered, \
-                and its event stream shows the component released.",
-            "responses": {
-                "200": json_response("No longer contending.", "Released"),
-                "400": bad_component(),
-                "404": error("This sidecar does not contend for the component.", &["NotFound"]),
-            },
-        },
-    })
-}
-
-fn livez() -> Value {
-    json!({
-        "get": {
-            "operationId": "livez",
-            "tags": ["probes"],
-            "summary": "Liveness",
-            "responses": {
-                "200": text_response(
-                    "The process runs.",
-                    json!({"type": "string", "enum": ["ok"]}),
-                ),
-            },
-        },
-    })
-}
-
-fn readyz() -> Value {
-    json!({
-        "get": {
-            "operationId": "readyz",
-            "tags": ["probes"],
-            "summary": "Readiness, or leadership of one component",
-            "description": "Without `leader`: ready once every contender's lock watch has \
-                delivered its initial list. With `leader=<component>`: ready only while this \
-                sidecar leads that component (confirmed, grant live), so that a readinessProbe \
-                routes a Service to the leader alone.",
-            "parameters": [{
-                "name": "leader",
-                "in": "query",
-                "required": false,
-                "description": "A component, e.g. `dispatcher` or `jobmanager/<jobId>`.",
-                "schema": schema("Component"),
-            }],
-            "responses": {
-                "200": text_response(
-                    "`ok` (ready) without `leader`; `leader` when this sidecar leads it.",
-                    json!({"type": "string", "enum": ["ok", "leader"]}),
-                ),
-                "400": error("`leader` is not a component.", &["BadRequest"]),
-                "503": error(
-                    "`NotReady`: lock watches have not synced yet. `NotLeader`: this sidecar does \
-                     not lead the `leader` component.",
-                    &["NotReady", "NotLeader"],
-                ),
-            },
-        },
-    })
-}
-
-fn metrics() -> Value {
-    json!({
-        "get": {
-            "operationId": "metrics",
-            "tags": ["probes"],
-            "summary": "Prometheus metrics",
-            "responses": {
-                "200": {
-                    "description": "OpenMetrics text (`application/openmetrics-text; \
-                        version=1.0.0; charset=utf-8`).",
-                    "content": {"application/openmetrics-text": {"schema": {"type": "string"}}},
-                },
-            },
-        },
-    })
-}
-
-fn openapi() -> Value {
-    json!({
-        "get": {
-            "operationId": "openapi",
-            "tags": ["probes"],
-            "summary": "This document",
-            "responses": {
-                "200": {
-                    "description": "The OpenAPI 3.0.3 document of this API.",
-                    "content": {"application/json": {"schema": {"type": "object"}}},
-                },
-            },
-        },
-    })
-}
-
-// ---------------------------------------------------------------------------------------
-// Job graphs and status (owner: dispatcher)
-
-fn jobs() -> Value {
-    json!({
-        "get": {
-            "operationId": "listJobs",
-            "tags": ["jobs"],
-            "summary": "List the jobs with a stored graph",
-            "responses": {
-                "200": json_response(
-                    "Job ids; `skipped` names entries that do not decode.",
-                    "JobList",
-                ),
-                "503": unavailable(&["StorageNotConfigured", "ApiUnavailable"]),
-            },
-        },
-    })
-}
-
-fn graph() -> Value {
-    json!({
-        "parameters": [reference("parameters", "JobId")],
-        "put": {
-            "operationId": "putJobGraph",
-            "tags": ["jobs"],
-            "summary": "Store a job's graph (leader-only: dispatcher)",
-            "description": "Writes the payload, then inserts its handle by compare-and-swap. If \
-                the job has a graph already, the handle is swapped for the new one and the old \
-                payload deleted.",
-            "parameters": [session()],
-            "requestBody": payload_body("The job graph, as Flink serializes it."),
-            "responses": {
-                "200": json_response("Stored; the new handle.", "GraphStored"),
-                "400": bad_job(),
-                "404": error(
-                    "The graph being replaced was removed meanwhile (a concurrent DELETE).",
-                    &["NotFound"],
-                ),
-                "409": handle_write_conflict(&[]),
-                "413": too_large(),
-                "500": error(
-                    "The entry of the graph being replaced is not a valid state handle.",
-                    &["CorruptHandle"],
-                ),
-                "502": storage_error(),
-                "503": unavailable(&[
-                    "StorageNotConfigured",
-                    "ApiUnavailable",
-                    "StorageUnavailable",
-                    "OutcomeUnknown",
-                ]),
-                "507": config_map_full(),
-            },
-        },
-        "get": {
-            "operationId": "getJobGraph",
-            "tags": ["jobs"],
-            "summary": "Read a job's graph",
-            "responses": {
-                "200": payload_response("The stored graph.", json!({})),
-                "400": bad_job(),
-                "404": error("No graph is stored for the job.", &["NotFound"]),
-                "500": error(
-                    "`CorruptHandle`: the entry is not a valid state handle. `BadPayload`: the \
-                     payload is missing, or not the size its handle records.",
-                    &["CorruptHandle", "BadPayload"],
-                ),
-                "502": storage_error(),
-                "503": read_unavailable(),
-            },
-        },
-        "delete": {
-            "operationId": "deleteJobGraph",
-            "tags": ["jobs"],
-            "summary": "Remove a job's graph (leader-only: dispatcher)",
-            "description": "Removes the handle, then the payload. The job's status stays.",
-            "parameters": [session()],
-            "responses": {
-                "200": json_response(
-                    "Removed; `orphaned` names a payload that could not be deleted.",
-                    "GraphRemoved",
-                ),
-                "400": bad_job(),
-                "404": error("No graph is stored for the job.", &["NotFound"]),
-                "409": handle_write_conflict(&[]),
-                "503": unavailable(&["StorageNotConfigured", "ApiUnavailable", "OutcomeUnknown"]),
-            },
-        },
-    })
-}
-
-fn status() -> Value {
-    json!({
-        "parameters": [reference("parameters", "JobId")],
-        "put": {
-            "operationId": "setJobStatus",
-            "tags": ["jobs"],
-            "summary": "Set a job's running-jobs registry status (leader-only: dispatcher)",
-            "parameters": [session()],
-            "requestBody": {
-                "description": "`RUNNING` or `DONE`: as plain text (surrounding whitespace \
-                    ignored), a JSON string, or `{\"status\": ...}`; whatever the Content-Type.",
-                "required": true,
-                "content": {
-                    "text/plain": {"schema": schema("JobStatus")},
-                    "application/json": {"schema": {"oneOf": [
-                        schema("JobStatus"),
-                        {
-                            "type": "object",
-                            "required": ["status"],
-                            "properties": {"status": schema("JobStatus")},
-                        },
-                    ]}},
-                },
-            },
-            "responses": {
-                "200": json_response("Set.", "JobStatusRecord"),
-                "400": error(
-                    "`jobId` is not 32 lowercase hexadecimal characters, or the body is not \
-                     `RUNNING` or `DONE`.",
-                    &["BadRequest"],
-                ),
-                "409": entry_write_conflict(),
-                "413": too_large(),
-                "503": unavailable(&["StorageNotConfigured", "ApiUnavailable", "OutcomeUnknown"]),
-                "507": config_map_full(),
-            },
-        },
-        "get": {
-            "operationId": "getJobStatus",
-            "tags": ["jobs"],
-            "summary": "Read a job's running-jobs registry status",
-            "responses": {
-                "200": json_response("The status.", "JobStatusRecord"),
-                "400": bad_job(),
-                "404": error("No status was set for the job.", &["NotFound"]),
-                "500": error(
-                    "The entry holds neither `RUNNING` nor `DONE`.",
-                    &["BadValue"],
-                ),
-                "503": unavailable(&["StorageNotConfigured", "ApiUnavailable"]),
-            },
-        },
-    })
-}
-
-// ---------------------------------------------------------------------------------------
-// Checkpoints and the counter (owner: jobmanager/{jobId})
-
-fn checkpoints() -> Value {
-    json!({
-        "parameters": [reference("parameters", "JobId")],
-        "get": {
-            "operationId": "listCheckpoints",
-            "tags": ["checkpoints"],
-            "summary": "List a job's retained checkpoints",
-            "responses": {
-                "200": json_response(
-                    "The retained checkpoints by ascending id; `skipped` names entries that do \
-                     not decode.",
-                    "CheckpointList",
-                ),
-                "400": bad_job(),
-                "503": unavailable(&["StorageNotConfigured", "ApiUnavailable"]),
-            },
-        },
-    })
-}
-
-fn latest_checkpoint() -> Value {
-    json!({
-        "parameters": [reference("parameters", "JobId")],
-        "get": {
-            "operationId": "recoverLatestCheckpoint",
-            "tags": ["checkpoints"],
-            "summary": "Recover: the newest retained checkpoint that is whole",
-            "description": "Newer checkpoints whose payload is missing, truncated or unreadable, \
-                and entries that do not decode, are passed over and named in \
-                `Hakeeper-Skipped-Checkpoints`; with `--strict-recovery` any such one fails \
-                recovery instead. Unreachable storage is a 503, never a reason to skip. This \
-                path takes only GET (`latest` is not a checkpoint id): POST or DELETE answers \
-                405.",
-            "responses": {
-                "200": payload_response(
-                    "The checkpoint's payload.",
-                    json!({
-                        "Hakeeper-Checkpoint-Id": reference("headers", "CheckpointId"),
-                        "Hakeeper-Skipped-Checkpoints": reference("headers", "SkippedCheckpoints"),
-                    }),
-                ),
-                "400": bad_job(),
-                "404": error("No checkpoint is retained.", &["NotFound"]),
-                "500": error(
-                    "Checkpoints are retained but none can be used (or, with \
-                     `--strict-recovery`, one cannot).",
-                    &["NoRecoverableCheckpoint"],
-                ),
-                "503": read_unavailable(),
-            },
-        },
-    })
-}
-
-fn checkpoint() -> Value {
-    json!({
-        "parameters": [reference("parameters", "JobId"), reference("parameters", "CheckpointId")],
-        "post": {
-            "operationId": "addCheckpoint",
-            "tags": ["checkpoints"],
-            "summary": "Add a completed checkpoint (leader-only: jobmanager/{jobId})",
-            "description": "The id must be greater than the newest retained one. Once the new \
-                checkpoint is committed, all but the newest `--checkpoints-retained` are dropped \
-                in one ConfigMap write (`subsumed`), then their payloads deleted (`orphaned`: \
-                those that could not be). If dropping fails, the new checkpoint stands and the \
-                next add drops them.",
-            "parameters": [session()],
-            "requestBody": payload_body("The completed checkpoint, as Flink serializes it."),
-            "responses": {
-                "201": json_response("Added.", "CheckpointAdded"),
-                "400": bad_job_or_checkpoint(),
-                "409": handle_write_conflict(&[
-                    ("OutOfOrder", "the id is not greater than the newest retained one"),
-                    ("AlreadyExists", "a concurrent add took the id"),
-                ]),
-                "413": too_large(),
-                "502": storage_error(),
-                "503": unavailable(&[
-                    "StorageNotConfigured",
-                    "ApiUnavailable",
-                    "StorageUnavailable",
-                    "OutcomeUnknown",
-                ]),
-                "507": config_map_full(),
-            },
-        },
-        "get": {
-            "operationId": "getCheckpoint",
-            "tags": ["checkpoints"],
-            "summary": "Read one retained checkpoint",
-            "responses": {
-                "200": payload_response(
-                    "The checkpoint's payload.",
-                    json!({"Hakeeper-Checkpoint-Id": reference("headers", "CheckpointId")}),
-                ),
-                "400": bad_job_or_checkpoint(),
-                "404": error("The checkpoint is not retained.", &["NotFound"]),
-                "500": error(
-                    "`CorruptHandle`: the entry is not a valid state handle. `BadPayload`: the \
-                     payload is missing, or not the size its handle records.",
-                    &["CorruptHandle", "BadPayload"],
-                ),
-                "502": storage_error(),
-                "503": read_unavailable(),
-            },
-        },
-        "delete": {
-            "operationId": "deleteCheckpoint",
-            "tags": ["checkpoints"],
-            "summary": "Remove a retained checkpoint (leader-only: jobmanager/{jobId})",
-            "description": "Removes the handle, then the payload.",
-            "parameters": [session()],
-            "responses": {
-                "200": json_response(
-                    "Removed; `orphaned` names a payload that could not be deleted.",
-                    "CheckpointRemoved",
-                ),
-                "400": bad_job_or_checkpoint(),
-                "404": error("The checkpoint is not retained.", &["NotFound"]),
-                "409": handle_write_conflict(&[]),
-                "503": unavailable(&["StorageNotConfigured", "ApiUnavailable", "OutcomeUnknown"]),
-            },
-        },
-    })
-}
-
-fn bad_counter() -> Value {
-    error(
-        "The stored `counter` entry is not a non-negative integer.",
-        &["BadValue"],
-    )
-}
-
-fn counter() -> Value {
-    json!({
-        "parameters": [reference("parameters", "JobId")],
-        "get": {
-            "operationId": "getCheckpointCounter",
-            "tags": ["checkpoints"],
-            "summary": "Read the checkpoint counter",
-            "description": "The counter is the next checkpoint id; 1 while none was taken.",
-            "responses": {
-                "200": json_response("The counter.", "CounterValue"),
-                "400": bad_job(),
-                "500": bad_counter(),
-                "503": unavailable(&["StorageNotConfigured", "ApiUnavailable"]),
-            },
-        },
-        "put": {
-            "operationId": "setCheckpointCounter",
-            "tags": ["checkpoints"],
-            "summary": "Set the checkpoint counter (leader-only: jobmanager/{jobId})",
-            "description": "E.g. after restoring from a savepoint.",
-            "parameters": [session()],
-            "requestBody": {
-                "description": "Parsed as JSON whatever the Content-Type.",
-                "required": true,
-                "content": {"application/json": {"schema": schema("CounterValue")}},
-            },
-            "responses": {
-                "200": json_response("Set; the value now stored.", "CounterValue"),
-                "400": error(
-                    "`jobId` is not 32 lowercase hexadecimal characters, or the body is not \
-                     `{\"value\": <non-negative integer>}`.",
-                    &["BadRequest"],
-                ),
-                "409": entry_write_conflict(),
-                "413": too_large(),
-                "500": bad_counter(),
-                "503": unavailable(&["StorageNotConfigured", "ApiUnavailable", "OutcomeUnknown"]),
-                "507": config_map_full(),
-            },
-        },
-    })
-}
-
-fn increment() -> Value {
-    json!({
-        "parameters": [reference("parameters", "JobId")],
-        "post": {
-            "operationId": "incrementCheckpointCounter",
-            "tags": ["checkpoints"],
-            "summary": "Take a checkpoint id (leader-only: jobmanager/{jobId})",
-            "description": "Takes the counter's value and stores the next by compare-and-swap. \
-                Any request body is ignored.",
-            "parameters": [session()],
-            "responses": {
-                "200": json_response(
-                    "The value taken (the counter now holds it plus one).",
-                    "CounterValue",
-                ),
-                "400": error(
-                    "`BadRequest`: `jobId` is not 32 lowercase hexadecimal characters. \
-                     `Invalid`: the counter is at its maximum.",
-                    &["BadRequest", "Invalid"],
-                ),
-                "409": entry_write_conflict(),
-                "500": bad_counter(),
-                "503": unavailable(&["StorageNotConfigured", "ApiUnavailable", "OutcomeUnknown"]),
-                "507": config_map_full(),
-            },
-        },
-    })
-}
-
-// ---------------------------------------------------------------------------------------
-// Blobs
-
-fn blob() -> Value {
-    let bad_key = || {
-        error(
-            "The key is outside the rules: 1 to 512 characters of `/`-separated segments of \
-             `[A-Za-z0-9._-]`, none empty, `.` or `..`.",
-            &["Invalid"],
-        )
-    };
-    let blob_unavailable = || unavailable(&["StorageNotConfigured", "StorageUnavailable"]);
-    let leader_only = || {
-        error(
-            "Refused: `NotLeader` (this sidecar does not lead `dispatcher` now), \
-             `StaleSession` (no `Hakeeper-Session` UUID, or another grant's).",
-            &["NotLeader", "StaleSession"],
-        )
-    };
-    json!({
-        "parameters": [reference("parameters", "BlobKey")],
-        "put": {
-            "operationId": "putBlob",
-            "tags": ["blobs"],
-            "summary": "Store a blob (leader-only: dispatcher)",
-            "description": "Blobs are immutable: the same bytes again answer 200, different \
-                bytes 409 `AlreadyExists`.",
-            "parameters": [session()],
-            "requestBody": payload_body("The blob."),
-            "responses": {
-                "200": json_response("Stored.", "BlobStored"),
-                "400": bad_key(),
-                "404": error(
-                    "A blob already under the key was deleted while being compared.",
-                    &["NotFound"],
-                ),
-                "409": error(
-                    "Refused: `NotLeader` (this sidecar does not lead `dispatcher` now), \
-                     `StaleSession` (no `Hakeeper-Session` UUID, or another grant's), \
-                     `AlreadyExists` (the key holds different bytes).",
-                    &["NotLeader", "StaleSession", "AlreadyExists"],
-                ),
-                "413": too_large(),
-                "502": storage_error(),
-                "503": blob_unavailable(),
-            },
-        },
-        "get": {
-            "operationId": "getBlob",
-            "tags": ["blobs"],
-            "summary": "Read a blob",
-            "responses": {
-                "200": payload_response("The blob.", json!({})),
-                "400": bad_key(),
-                "404": error("No blob under the key.", &["NotFound"]),
-                "502": storage_error(),
-                "503": blob_unavailable(),
-            },
-        },
-        "delete": {
-            "operationId": "deleteBlob",
-            "tags": ["blobs"],
-            "summary": "Delete a blob (leader-only: dispatcher)",
-            "description": "Succeeds also when there was nothing to delete.",
-            "parameters": [session()],
-            "responses": {
-                "200": json_response("Deleted (or absent).", "BlobDeleted"),
-                "400": bad_key(),
-                "409": leader_only(),
-                "502": storage_error(),
-                "503": blob_unavailable(),
-            },
-        },
-    })
-}
-
-// ---------------------------------------------------------------------------------------
-// Components
-
-fn parameters() -> Value {
-    json!({
-        "Component": {
-            "name": "component",
-            "in": "path",
-            "required": true,
-            "description": "`dispatcher`, `resourcemanager`, `restserver` or \
-                `jobmanager/<jobId>`. A jobmanager component contains a slash: it is sent as \
-                two path segments (`/v1/leadership/jobmanager/<jobId>`) or with the slash \
-                percent-encoded (`jobmanager%2F<jobId>`); both are accepted.",
-            "schema": schema("Component"),
-        },
-        "JobId": {
-            "name": "jobId",
-            "in": "path",
-            "required": true,
-            "description": "Flink's job id: 32 lowercase hexadecimal characters.",
-            "schema": schema("JobId"),
-        },
-        "CheckpointId": {
-            "name": "checkpointId",
-            "in": "path",
-            "required": true,
-            "description": "The checkpoint id: an integer from 0 to 9223372036854775807 \
-                (Flink's ids are Java `long`s; the ConfigMap keys hold 19 digits).",
-            "schema": {"type": "integer", "minimum": 0, "maximum": 9_223_372_036_854_775_807_u64},
-        },
-        "BlobKey": {
-            "name": "key",
-            "in": "path",
-            "required": true,
-            "description": "1 to 512 characters of `/`-separated segments of `[A-Za-z0-9._-]`, \
-                none empty, `.` or `..`. The slashes are sent as path separators (or \
-                percent-encoded); e.g. `job-1/blob_p-0a1b2c`.",
-            "schema": {
-                "type": "string",
-                "minLength": 1,
-                "maxLength": 512,
-                "pattern": BLOB_KEY_PATTERN,
-            },
-        },
-        "ClientId": {
-            "name": "clientId",
-            "in": "path",
-            "required": true,
-            "description": "The `clientId` of `POST /v1/clients`.",
-            "schema": {"type": "string", "format": "uuid"},
-        },
-        "Client": {
-            "name": "Hakeeper-Client",
-            "in": "header",
-            "required": true,
-            "description": "The `clientId` of `POST /v1/clients`: the client the contention is \
-                for. Missing: 400 `ClientRequired`; not a UUID: 400 `BadRequest`; unknown: 404 \
-                `UnknownClient`; released: 410 `ClientReleased`. Also a sign of the client's \
-                life, as on any call.",
-            "schema": {"type": "string", "format": "uuid"},
-        },
-        "ClientLifeline": {
-            "name": "Hakeeper-Client",
-            "in": "header",
-            "required": false,
-            "description": "On any call, a sign of the client's life. With `watch=1` the \
-                stream is also a lifeline of the client, as its \
-                `/v1/clients/{clientId}/events` stream is: while it is open the client is not \
-                gone, and when the client's last stream closes it is released (`client_gone`). \
-                Not a UUID: 400 `BadRequest`; unknown: 404 `UnknownClient`; released: 410 \
-                `ClientReleased` (checked only with `watch=1`).",
-            "schema": {"type": "string", "format": "uuid"},
-        },
-        "Session": {
-            "name": "Hakeeper-Session",
-            "in": "header",
-            "required": true,
-            "description": "The `sessionId` of `GET /v1/leadership/{owner}` while `isLeader` is \
-                true (a new one for every grant). Missing, not a UUID, or another grant's: 409 \
-                `StaleSession`.",
-            "schema": {"type": "string", "format": "uuid"},
-        },
-    })
-}
-
-fn headers() -> Value {
-    json!({
-        "CheckpointId": {
-            "description": "The id of the checkpoint whose payload this is.",
-            "required": true,
-            "schema": {"type": "integer", "minimum": 0},
-        },
-        "SkippedCheckpoints": {
-            "description": "Only when recovery passed over entries (newer checkpoints whose \
-                payload is not whole, entries that do not decode): their ConfigMap keys, \
-                comma-separated.",
-            "required": false,
-            "schema": {"type": "string"},
-            "example": "checkpointID-0000000000000000003",
-        },
-    })
-}
-
-fn responses() -> Value {
-    let mut unauthorized = error(
-        "The sidecar requires `Authorization: Bearer <token>` on `/v1` calls and the request \
-         did not present the token.",
-        &["Unauthorized"],
-    );
-    unauthorized["headers"] = json!({
-        "WWW-Authenticate": {"schema": {"type": "string", "enum": ["Bearer"]}},
-    });
-    let request_timeout = error(
-        &format!(
-            "The request did not complete within {} s (the event streams, `watch=1` and \
-             `/v1/clients/{{clientId}}/events`, are exempt).",
-            request_timeout_secs()
-        ),
-        &["RequestTimeout"],
-    );
-    let mut method_not_allowed = error(
-        "The path is served but does not take this method (answered for any such call).",
-        &["MethodNotAllowed"],
-    );
-    method_not_allowed["headers"] = json!({
-        "Allow": {
+impl<'r> ToResponse<'r> for MethodNotAllowed {
+    fn response() -> (&'r str, RefOr<Response>) {
+        let mut value =
+            serde_json::to_value(MethodNotAllowedBody::response().1).expect("serializes");
+        value["headers"] = json!({"Allow": {
             "description": "The methods the path takes, e.g. `GET,HEAD`.",
             "schema": {"type": "string"},
-        },
-    });
-    json!({
-        "Unauthorized": unauthorized,
-        "RequestTimeout": request_timeout,
-        "NotFound": error(
-            "No such endpoint (answered for any path the API does not serve).",
-            &["NotFound"],
-        ),
-        "MethodNotAllowed": method_not_allowed,
-    })
+        }});
+        ("MethodNotAllowed", response(value))
+    }
 }
 
-fn schemas() -> Value {
-    let nullable_string =
-        |description: &str| json!({"type": "string", "nullable": true, "description": description});
-    json!({
-        "Error": {
-            "type": "object",
-            "required": ["error", "message"],
-            "properties": {
-                "error": {
-                    "type": "string",
-                    "description": "Machine-readable kind. Each response lists the kinds it \
-                        can carry.",
-                    "enum": ERROR_KINDS,
-                },
-                "message": {"type": "string", "description": "What went wrong, for people."},
-            },
-        },
-        "Component": {
-            "type": "string",
-            "pattern": COMPONENT_PATTERN,
-            "example": "jobmanager/5c1a9f0e2b7d4c3a8e6f1d0b9a8c7e6f",
-        },
-        "JobId": {
-            "type": "string",
-            "pattern": JOB_ID_PATTERN,
-            "example": "5c1a9f0e2b7d4c3a8e6f1d0b9a8c7e6f",
-        },
-        "ContendRequest": {
-            "type": "object",
-            "required": ["address"],
-            "properties": {
-                "address": {
-                    "type": "string",
-                    "minLength": 1,
-                    "description": "The address to publish while this process leads; not blank.",
-                    "example": "akka.tcp://flink@jm-0:6123/user/rpc/dispatcher_1",
-                },
-            },
-        },
-        "LeadershipState": {
-            "type": "object",
-            "required": [
-                "component", "contending", "clientId", "isLeader", "sessionId",
-                "holderIdentity", "leader", "leaseRemainingMs", "synced", "lastRelease",
-            ],
-            "properties": {
-                "component": schema("Component"),
-                "contending": {
-                    "type": "boolean",
-                    "description": "This sidecar contends for the component.",
-                },
-                "clientId": {
-                    "type": "string",
-                    "format": "uuid",
-                    "nullable": true,
-                    "description": "The client the contention is for; null when not contending, \
-                        or when contending by `--contend`.",
-                },
-                "isLeader": {
-                    "type": "boolean",
-                    "description": "This process leads and its leadership is confirmed (the \
-                        ConfigMap's address and session name it). Always false when not \
-                        contending.",
-                },
-                "sessionId": {
-                    "type": "string",
-                    "format": "uuid",
-                    "nullable": true,
-                    "description": "This process's session while it holds a grant (a new UUID \
-                        for every grant): the `Hakeeper-Session` of leader-only calls. Null when \
-                        not contending.",
-                },
-                "holderIdentity": nullable_string("The holder the lock record names, if any."),
-                "leader": {
-                    "type": "object",
-                    "nullable": true,
-                    "description": "The leader as any follower sees it; null with no leader, an \
-                        expired lease, or a released lock.",
-                    "required": ["address", "sessionId"],
-                    "properties": {
-                        "address": {"type": "string"},
-                        "sessionId": {
-                            "type": "string",
-                            "description": "As the leader's ConfigMap records it.",
-                        },
-                    },
-                },
-                "leaseRemainingMs": {
-                    "type": "integer",
-                    "minimum": 0,
-                    "nullable": true,
-                    "description": "Until the observed lease runs out for others, judged from \
-                        the local monotonic clock at which the lock last changed; null when \
-                        unknown.",
-                },
-                "synced": {
-                    "type": "boolean",
-                    "description": "The watch on the component's ConfigMap has delivered its \
-                        initial list.",
-                },
-                "lastRelease": {
-                    "allOf": [schema("LastRelease")],
-                    "nullable": true,
-                    "description": "The newest time this sidecar gave up or lost the \
-                        component; null if it never did (or forgot).",
-                },
-            },
-        },
-        "ReleaseReason": {
-            "type": "string",
-            "enum": [
-                "client_gone", "client_timeout", "liveness_failed", "api_delete", "shutdown",
-                "lost",
-            ],
-            "description": "`client_gone`: the client's last event stream closed. \
-                `client_timeout`: the client sent nothing with its id within the client \
-                timeout. `liveness_failed`: the `--liveness-url` probe failed \
-                `--liveness-failures` times in a row (`--contend` only). `api_delete`: \
-                `DELETE /v1/leadership/{component}` or `DELETE /v1/clients/{clientId}`. \
-                `shutdown`: the sidecar stopped. `lost`: not given up but taken away (renew \
-                deadline passed, lock deleted or taken).",
-        },
-        "LastRelease": {
-            "type": "object",
-            "required": ["reason", "agoMs", "clientId"],
-            "properties": {
-                "reason": schema("ReleaseReason"),
-                "agoMs": {
-                    "type": "integer",
-                    "minimum": 0,
-                    "description": "How long ago, by the local monotonic clock.",
-                },
-                "clientId": {
-                    "type": "string",
-                    "format": "uuid",
-                    "nullable": true,
-                    "description": "The client the contention was for; null for `--contend`.",
-                },
-            },
-        },
-        "ClientReleaseReason": {
-            "type": "string",
-            "enum": ["client_gone", "client_timeout", "api_delete", "shutdown"],
-            "description": "Why a client was released: its last event stream closed \
-                (`client_gone`, never seen on a stream, as none is left), it was silent past \
-                the client timeout (`client_timeout`), `DELETE /v1/clients/{clientId}` \
-                (`api_delete`), or the sidecar stopped (`shutdown`).",
-        },
-        "ClientRegistration": {
-            "type": "object",
-            "additionalProperties": false,
-            "properties": {
-                "name": {
-                    "type": "string",
-                    "nullable": true,
-                    "description": "For logs and `GET /v1/clients/{clientId}`; cut to 128 \
-                        characters.",
-                    "example": "jm-0",
-                },
-            },
-        },
-        "Client": {
-            "type": "object",
-            "required": ["clientId", "name", "timeoutMs"],
-            "properties": {
-                "clientId": {
-                    "type": "string",
-                    "format": "uuid",
-                    "description": "The `Hakeeper-Client` of this client's calls.",
-                },
-                "name": nullable_string("As registered."),
-                "timeoutMs": {
-                    "type": "integer",
-                    "minimum": 0,
-                    "description": "The client timeout (`--client-timeout`): the client is \
-                        released when it sends nothing with its id for this long. Send a \
-                        keepalive at least every `timeoutMs / 3`.",
-                },
-            },
-        },
-        "ClientDescription": {
-            "type": "object",
-            "required": ["clientId", "name", "timeoutMs", "components", "streams", "idleMs"],
-            "properties": {
-                "clientId": {"type": "string", "format": "uuid"},
-                "name": nullable_string("As registered."),
-                "timeoutMs": {"type": "integer", "minimum": 0},
-                "components": {
-                    "type": "array",
-                    "items": schema("Component"),
-                    "description": "The components contended for on this client's behalf.",
-                },
-                "streams": {
-                    "type": "integer",
-                    "minimum": 0,
-                    "description": "The client's event streams open now (its lifelines).",
-                },
-                "idleMs": {
-                    "type": "integer",
-                    "minimum": 0,
-                    "description": "Since the client's last sign of life.",
-                },
-            },
-        },
-        "ClientKeepalive": {
-            "type": "object",
-            "required": ["clientId", "timeoutMs", "components"],
-            "properties": {
-                "clientId": {"type": "string", "format": "uuid"},
-                "timeoutMs": {"type": "integer", "minimum": 0},
-                "components": {"type": "array", "items": schema("Component")},
-            },
-        },
-        "ClientEnded": {
-            "type": "object",
-            "required": ["clientId", "released", "components"],
-            "properties": {
-                "clientId": {"type": "string", "format": "uuid"},
-                "released": {"type": "boolean", "enum": [true]},
-                "components": {
-                    "type": "array",
-                    "items": schema("Component"),
-                    "description": "The components released with the client.",
-                },
-            },
-        },
-        "ClientReleasedEvent": {
-            "type": "object",
-            "description": "The data of a client stream's `released` event, its last.",
-            "required": ["clientId", "reason"],
-            "properties": {
-                "clientId": {"type": "string", "format": "uuid"},
-                "reason": schema("ClientReleaseReason"),
-            },
-        },
-        "Released": {
-            "type": "object",
-            "required": ["component", "contending", "released"],
-            "properties": {
-                "component": schema("Component"),
-                "contending": {"type": "boolean", "enum": [false]},
-                "released": {"type": "boolean", "enum": [true]},
-            },
-        },
-        "Handle": {
-            "type": "object",
-            "description": "A decoded Flink state handle, as `hakeeper decode` prints it.",
-            "required": ["type", "path", "stateSize", "markedForDeletion"],
-            "properties": {
-                "type": {
-                    "type": "string",
-                    "enum": ["RetrievableStreamStateHandle", "StateHandleWithDeleteMarker"],
-                    "description": "Flink 1.12–1.14's bare handle (what hakeeper writes), or \
-                        Flink 1.15+'s wrapper with a delete marker.",
-                },
-                "path": {"type": "string", "description": "The payload's URI."},
-                "stateSize": {
-                    "type": "integer",
-                    "format": "int64",
-                    "description": "The payload's size in bytes.",
-                },
-                "markedForDeletion": {
-                    "type": "boolean",
-                    "nullable": true,
-                    "description": "Null for a bare handle; the marker of a wrapped one.",
-                },
-            },
-        },
-        "Skipped": {
-            "type": "object",
-            "description": "A ConfigMap entry passed over, and why.",
-            "required": ["key", "reason"],
-            "properties": {
-                "key": {"type": "string"},
-                "reason": {"type": "string"},
-            },
-        },
-        "JobList": {
-            "type": "object",
-            "required": ["jobs", "skipped"],
-            "properties": {
-                "jobs": {"type": "array", "items": schema("JobId")},
-                "skipped": {"type": "array", "items": schema("Skipped")},
-            },
-        },
-        "GraphStored": {
-            "type": "object",
-            "required": ["jobId", "handle"],
-            "properties": {
-                "jobId": schema("JobId"),
-                "handle": schema("Handle"),
-            },
-        },
-        "GraphRemoved": {
-            "type": "object",
-            "required": ["jobId", "removed", "orphaned"],
-            "properties": {
-                "jobId": schema("JobId"),
-                "removed": {"type": "boolean", "enum": [true]},
-                "orphaned": nullable_string("A payload that could not be deleted, if any."),
-            },
-        },
-        "JobStatus": {"type": "string", "enum": ["RUNNING", "DONE"]},
-        "JobStatusRecord": {
-            "type": "object",
-            "required": ["jobId", "status"],
-            "properties": {
-                "jobId": schema("JobId"),
-                "status": schema("JobStatus"),
-            },
-        },
-        "CheckpointMeta": {
-            "type": "object",
-            "required": ["id", "key", "path", "stateSize"],
-            "properties": {
-                "id": {"type": "integer", "minimum": 0},
-                "key": {
-                    "type": "string",
-                    "description": "The ConfigMap key, `checkpointID-<id as 19 digits>`.",
-                    "example": "checkpointID-0000000000000000003",
-                },
-                "path": {"type": "string", "description": "The payload's URI."},
-                "stateSize": {"type": "integer", "format": "int64"},
-            },
-        },
-        "CheckpointList": {
-            "type": "object",
-            "required": ["jobId", "checkpoints", "skipped"],
-            "properties": {
-                "jobId": schema("JobId"),
-                "checkpoints": {"type": "array", "items": schema("CheckpointMeta")},
-                "skipped": {"type": "array", "items": schema("Skipped")},
-            },
-        },
-        "CheckpointAdded": {
-            "type": "object",
-            "required": ["checkpointId", "handle", "subsumed", "orphaned"],
-            "properties": {
-                "checkpointId": {"type": "integer", "minimum": 0},
-                "handle": schema("Handle"),
-                "subsumed": {
-                    "type": "array",
-                    "items": {"type": "integer", "minimum": 0},
-                    "description": "Ids of the older checkpoints dropped.",
-                },
-                "orphaned": {
-                    "type": "array",
-                    "items": {"type": "string"},
-                    "description": "Payloads of dropped checkpoints that could not be deleted.",
-                },
-            },
-        },
-        "CheckpointRemoved": {
-            "type": "object",
-            "required": ["checkpointId", "removed", "orphaned"],
-            "properties": {
-                "checkpointId": {"type": "integer", "minimum": 0},
-                "removed": {"type": "boolean", "enum": [true]},
-                "orphaned": nullable_string("A payload that could not be deleted, if any."),
-            },
-        },
-        "CounterValue": {
-            "type": "object",
-            "required": ["value"],
-            "properties": {"value": {"type": "integer", "minimum": 0, "maximum": 9_223_372_036_854_775_807_u64}},
-        },
-        "BlobStored": {
-            "type": "object",
-            "required": ["key", "size"],
-            "properties": {
-                "key": {"type": "string"},
-                "size": {"type": "integer", "minimum": 0, "description": "Bytes stored."},
-            },
-        },
-        "BlobDeleted": {
-            "type": "object",
-            "required": ["key", "deleted"],
-            "properties": {
-                "key": {"type": "string"},
-                "deleted": {"type": "boolean", "enum": [true]},
-            },
-        },
-    })
+/// 413 from the framework (its 2 MiB limit on leadership and registration bodies): plain text.
+pub(super) struct FrameworkTooLarge;
+
+impl<'r> ToResponse<'r> for FrameworkTooLarge {
+    fn response() -> (&'r str, RefOr<Response>) {
+        let value = json!({
+            "description": "The body is over 2 MiB (the framework's limit, answered in plain text).",
+            "content": {"text/plain": {"schema": {"type": "string"}}},
+        });
+        ("FrameworkTooLarge", response(value))
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Parameters
+
+/// `{component}`.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)]
+pub(super) struct ComponentPath {
+    /// `dispatcher`, `resourcemanager`, `restserver` or `jobmanager/<jobId>`. A jobmanager
+    /// component contains a slash: it is sent as two path segments
+    /// (`/v1/leadership/jobmanager/<jobId>`) or with the slash percent-encoded
+    /// (`jobmanager%2F<jobId>`); both are accepted.
+    #[param(value_type = ComponentName)]
+    component: String,
+}
+
+/// `{clientId}`.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path, rename_all = "camelCase")]
+#[allow(dead_code)]
+pub(super) struct ClientPath {
+    /// The `clientId` of `POST /v1/clients`.
+    #[param(format = Uuid)]
+    client_id: String,
+}
+
+/// `{jobId}`.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path, rename_all = "camelCase")]
+#[allow(dead_code)]
+pub(super) struct JobPath {
+    /// Flink's job id: 32 lowercase hexadecimal characters.
+    #[param(value_type = JobId)]
+    job_id: String,
+}
+
+/// `{jobId}` and `{checkpointId}`.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path, rename_all = "camelCase")]
+#[allow(dead_code)]
+pub(super) struct CheckpointPath {
+    /// Flink's job id: 32 lowercase hexadecimal characters.
+    #[param(value_type = JobId)]
+    job_id: String,
+    /// The checkpoint id: an integer from 0 to 9223372036854775807 (Flink's ids are Java
+    /// `long`s; the ConfigMap keys hold 19 digits).
+    #[param(minimum = 0, maximum = 9_223_372_036_854_775_807_u64)]
+    checkpoint_id: u64,
+}
+
+/// `{key}` of a blob.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)]
+pub(super) struct BlobPath {
+    /// 1 to 512 characters of `/`-separated segments of `[A-Za-z0-9._-]`, none empty, `.` or
+    /// `..`. The slashes are sent as path separators (or percent-encoded); e.g.
+    /// `job-1/blob_p-0a1b2c`.
+    #[param(
+        min_length = 1,
+        max_length = 512,
+        pattern = r"^(?!(.*/)?\.\.?(/|$))[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*$"
+    )]
+    key: String,
+}
+
+/// `Hakeeper-Session` of a leader-only call. Not `required` in the document: a call without it
+/// is well-formed, and the fence refuses it as it refuses a stale session (409).
+#[derive(IntoParams)]
+#[into_params(parameter_in = Header)]
+#[allow(dead_code)]
+pub(super) struct SessionHeader {
+    /// Needed for the write to happen: the `sessionId` of `GET /v1/leadership/{owner}` while
+    /// `isLeader` is true (a new one for every grant). Missing, not a UUID, or another grant's:
+    /// 409 `StaleSession` (or `NotLeader` when this sidecar does not lead the owner at all).
+    #[param(rename = "Hakeeper-Session", format = Uuid, required = false)]
+    session: String,
+}
+
+/// `Hakeeper-Client` where the call is made for that client.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Header)]
+#[allow(dead_code)]
+pub(super) struct ClientHeader {
+    /// The `clientId` of `POST /v1/clients`: the client the contention is for. Missing: 400
+    /// `ClientRequired`; not a UUID: 400 `BadRequest`; unknown: 404 `UnknownClient`; released:
+    /// 410 `ClientReleased`. Also a sign of the client's life, as on any call.
+    #[param(rename = "Hakeeper-Client", format = Uuid)]
+    client: String,
+}
+
+/// `Hakeeper-Client` where a stream may be the client's lifeline.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Header)]
+#[allow(dead_code)]
+pub(super) struct LifelineHeader {
+    /// On any call, a sign of the client's life. With `watch=1` the stream is also a lifeline
+    /// of the client, as its `/v1/clients/{clientId}/events` stream is: while it is open the
+    /// client is not gone, and when the client's last stream closes it is released
+    /// (`client_gone`). Not a UUID: 400 `BadRequest`. Unknown: 404 `UnknownClient`; released:
+    /// 410 `ClientReleased` (these two only with `watch=1`).
+    #[param(rename = "Hakeeper-Client", format = Uuid, required = false)]
+    client: String,
+}
+
+// ---------------------------------------------------------------------------------------
+// Schemas of types defined outside the sidecar, and of the event streams
+
+/// A component that elects a leader.
+#[derive(ToSchema)]
+#[schema(
+    as = Component,
+    value_type = String,
+    pattern = "^(dispatcher|resourcemanager|restserver|jobmanager/[0-9a-f]{32})$",
+    example = "jobmanager/5c1a9f0e2b7d4c3a8e6f1d0b9a8c7e6f"
+)]
+pub(super) struct ComponentName(#[allow(dead_code)] String);
+
+/// Flink's job id.
+#[derive(ToSchema)]
+#[schema(
+    value_type = String,
+    pattern = "^[0-9a-f]{32}$",
+    example = "5c1a9f0e2b7d4c3a8e6f1d0b9a8c7e6f"
+)]
+pub(super) struct JobId(#[allow(dead_code)] String);
+
+/// Why a client was released: its last event stream closed (`client_gone`, never seen on a
+/// stream, as none is left), it was silent past the client timeout (`client_timeout`),
+/// `DELETE /v1/clients/{clientId}` (`api_delete`), or the sidecar stopped (`shutdown`).
+#[derive(ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)]
+pub(super) enum ClientReleaseReason {
+    ClientGone,
+    ClientTimeout,
+    ApiDelete,
+    Shutdown,
+}
+
+/// A raw payload (`application/octet-stream`).
+#[derive(ToSchema)]
+#[schema(value_type = String, format = Binary)]
+pub(super) struct Payload(#[allow(dead_code)] Vec<u8>);
+
+/// Each event: its name, and its `data` as one line of JSON: `client` a `Client`,
+/// `leadership` a `LeadershipState`, `released` a `ClientReleasedEvent`. Keep-alive comments
+/// in between.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub(super) struct ClientEvent {
+    #[schema(inline)]
+    event: ClientEventName,
+    data: String,
+}
+
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub(super) enum ClientEventName {
+    Client,
+    Leadership,
+    Released,
+}
+
+/// Each event: named `leadership`, its `data` a `LeadershipState` as one line of JSON; and
+/// keep-alive comments.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub(super) struct LeadershipEvent {
+    #[schema(inline)]
+    event: LeadershipEventName,
+    data: String,
+}
+
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub(super) enum LeadershipEventName {
+    Leadership,
+}
+
+/// A field that is always `true`.
+pub(super) fn always_true() -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::Type::Boolean)
+        .enum_values(Some([true]))
+        .build()
+}
+
+/// A field that is always `false`.
+pub(super) fn always_false() -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::Type::Boolean)
+        .enum_values(Some([false]))
+        .build()
 }
 
 #[cfg(test)]
@@ -1710,9 +603,9 @@ mod tests {
     }
 
     #[test]
-    fn is_openapi_3_0_3_json() {
+    fn is_openapi_3_1_json() {
         let doc = document();
-        assert_eq!(doc["openapi"], "3.0.3");
+        assert_eq!(doc["openapi"], "3.1.0");
         assert!(doc["info"]["title"].is_string());
         assert!(doc["info"]["version"].is_string());
         let text = serde_json::to_string(&doc).expect("serializes");
@@ -1720,9 +613,10 @@ mod tests {
         assert_eq!(back, doc);
     }
 
-    /// The routes of `router` (mod.rs) and `routes` (store_api.rs, client_api.rs), with
-    /// OpenAPI's names for the path parameters (`{*component}`, `{job}`, `{id}` of a
-    /// checkpoint and of a client, `{*key}` there).
+    /// The routes `api` (mod.rs) serves, as the routers of store_api.rs, client_api.rs and
+    /// leadership_api.rs register them, with OpenAPI's names for axum's catch-all parameters
+    /// (`{*component}`, `{*key}` there). The served document is generated from the same router,
+    /// so a route cannot be served without its operation; this pins the set.
     #[test]
     fn lists_exactly_the_routed_operations() {
         let expected: BTreeSet<(&str, &str)> = [
@@ -1856,18 +750,23 @@ mod tests {
         }
     }
 
-    /// The error kinds the responses name are exactly the `Error` schema's.
+    /// The error kinds the responses name are exactly the `Error` schema's, which are the
+    /// code's: the variants of `ErrorKind`, the only type `ApiError` takes as its kind.
     #[test]
     fn error_kinds_match_the_error_schema() {
         let doc = document();
-        let declared: BTreeSet<&str> = doc["components"]["schemas"]["Error"]["properties"]["error"]
-            ["enum"]
+        let listed = doc["components"]["schemas"]["Error"]["properties"]["error"]["enum"]
             .as_array()
-            .expect("enum")
-            .iter()
-            .map(|k| k.as_str().expect("kind"))
-            .collect();
-        assert_eq!(declared.len(), ERROR_KINDS.len(), "a kind twice");
+            .expect("enum");
+        let declared: BTreeSet<&str> = listed.iter().map(|k| k.as_str().expect("kind")).collect();
+        assert_eq!(declared.len(), listed.len(), "a kind twice");
+        // The enum's variants, as the code serializes them.
+        for kind in &declared {
+            let parsed: ErrorKind = serde_json::from_value(json!(kind)).expect("a variant");
+            assert_eq!(json!(parsed), json!(kind));
+        }
+        let required = &doc["components"]["schemas"]["Error"]["required"];
+        assert_eq!(*required, json!(["error", "message"]));
         let mut used = BTreeSet::new();
         walk(&doc, &mut |v| {
             let Some(all_of) = v.get("allOf").and_then(Value::as_array) else {
@@ -1884,5 +783,163 @@ mod tests {
             }
         });
         assert_eq!(used, declared);
+    }
+
+    /// Both event streams are documented: `text/event-stream`, their event names, the schema
+    /// of each event's data named in the description, an example.
+    #[test]
+    fn event_streams_are_documented() {
+        let doc = document();
+        let resolve = |v: &Value| -> Value {
+            match v.get("$ref").and_then(Value::as_str) {
+                Some(r) => doc.pointer(&r[1..]).expect("resolves").clone(),
+                None => v.clone(),
+            }
+        };
+        let streams = [
+            (
+                "/v1/clients/{clientId}/events",
+                vec!["client", "leadership", "released"],
+                vec!["`Client`", "`LeadershipState`", "`ClientReleasedEvent`"],
+            ),
+            (
+                "/v1/leadership/{component}",
+                vec!["leadership"],
+                vec!["`LeadershipState`"],
+            ),
+        ];
+        for (path, names, data) in streams {
+            let ok = &doc["paths"][path]["get"]["responses"]["200"];
+            let stream = &ok["content"]["text/event-stream"];
+            assert!(
+                stream["example"]
+                    .as_str()
+                    .is_some_and(|e| e.starts_with("event: ")),
+                "{path}: {ok}"
+            );
+            let schema = resolve(&stream["schema"]);
+            assert_eq!(
+                schema["properties"]["event"]["enum"],
+                json!(names),
+                "{path}"
+            );
+            assert!(schema["properties"]["data"].is_object(), "{path}");
+            let description = schema["description"].as_str().expect("described");
+            for d in data {
+                assert!(description.contains(d), "{path}: {description}");
+            }
+        }
+        // The JSON answer beside the stream, and the data schemas the descriptions name.
+        let leadership = &doc["paths"]["/v1/leadership/{component}"]["get"]["responses"]["200"];
+        assert_eq!(
+            leadership["content"]["application/json"]["schema"]["$ref"],
+            "#/components/schemas/LeadershipState"
+        );
+        for name in ["Client", "LeadershipState", "ClientReleasedEvent"] {
+            assert!(doc["components"]["schemas"][name].is_object(), "{name}");
+        }
+    }
+
+    /// The schemas of the JSON bodies the handlers answer are the serialized types', field for
+    /// field: every property a body has is in its schema, and every required one in the body.
+    #[test]
+    fn schemas_match_what_the_types_serialize() {
+        let doc = document();
+        let schemas = &doc["components"]["schemas"];
+        let check = |name: &str, body: Value| {
+            let schema = &schemas[name];
+            let properties = schema["properties"].as_object().expect(name);
+            let fields = body.as_object().expect("an object");
+            for key in fields.keys() {
+                assert!(
+                    properties.contains_key(key),
+                    "{name}: {key} not in the schema"
+                );
+            }
+            for key in schema["required"].as_array().into_iter().flatten() {
+                let key = key.as_str().expect("a name");
+                assert!(
+                    fields.contains_key(key),
+                    "{name}: {key} required but not sent"
+                );
+            }
+        };
+        let error = ErrorBody {
+            error: ErrorKind::NotFound,
+            message: "no such endpoint".into(),
+        };
+        check("Error", json!(error));
+        let (_, nothing) = tokio::sync::watch::channel(crate::retrieval::Retrieved::default());
+        let component: crate::layout::Component = "dispatcher".parse().expect("a component");
+        let view = super::super::Source::Follower(nothing).view(
+            &component,
+            Some(super::super::LastRelease {
+                reason: crate::election::ReleaseReason::Lost,
+                at: std::time::Instant::now(),
+                client: None,
+            }),
+        );
+        let view = json!(view);
+        check("LeadershipState", view.clone());
+        check("LastRelease", view["lastRelease"].clone());
+    }
+
+    /// The router the sidecar runs serves every operation the document lists (the answer is
+    /// not the fallback's 404 `no such endpoint`, nor 405), and no other method on those
+    /// paths (405, but HEAD where GET is served). With `lists_exactly_the_routed_operations`
+    /// and the document being generated from the same router: the document lists exactly what
+    /// is served.
+    #[tokio::test]
+    async fn the_router_serves_exactly_the_documented_operations() {
+        use tower::ServiceExt;
+
+        // Nothing listens there: calls that reach the API server fail, which is an answer.
+        let config = kube::Config::new("http://127.0.0.1:9".parse().expect("a URL"));
+        let client = kube::Client::try_from(config).expect("a client");
+        let sidecar = super::super::Sidecar::new(super::super::SidecarConfig {
+            client,
+            namespace: "default".into(),
+            cluster_id: "openapi".parse().expect("a cluster id"),
+            identity: "openapi-test".into(),
+            timings: crate::lease::Timings::default(),
+            owner: None,
+            stores: None,
+            client_timeout: std::time::Duration::from_secs(10),
+        });
+        let router = super::super::router(sidecar);
+        let doc = document();
+        for (path, item) in doc["paths"].as_object().expect("paths") {
+            let uri = path
+                .replace("{component}", "resourcemanager")
+                .replace("{clientId}", &uuid::Uuid::new_v4().to_string())
+                .replace("{jobId}", "5c1a9f0e2b7d4c3a8e6f1d0b9a8c7e6f")
+                .replace("{checkpointId}", "1")
+                .replace("{key}", "job-1/blob");
+            let documented: BTreeSet<&str> = item
+                .as_object()
+                .expect("path item")
+                .keys()
+                .map(String::as_str)
+                .filter(|m| METHODS.contains(m))
+                .collect();
+            for method in METHODS {
+                let request = axum::http::Request::builder()
+                    .method(method.to_uppercase().as_str())
+                    .uri(&uri)
+                    .body(axum::body::Body::empty())
+                    .expect("a request");
+                let response = router.clone().oneshot(request).await.expect("an answer");
+                let status = response.status();
+                let body = axum::body::to_bytes(response.into_body(), 1 << 20)
+                    .await
+                    .unwrap_or_default();
+                let body = String::from_utf8_lossy(&body);
+                let served = status != axum::http::StatusCode::METHOD_NOT_ALLOWED
+                    && !body.contains("no such endpoint");
+                let expected =
+                    documented.contains(method) || (method == "head" && documented.contains("get"));
+                assert_eq!(served, expected, "{method} {uri}: {status} {body}");
+            }
+        }
     }
 }

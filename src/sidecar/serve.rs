@@ -23,7 +23,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 
-use super::ApiError;
+use super::{ApiError, ErrorKind};
 
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
@@ -83,7 +83,7 @@ async fn deadline(timeout: Duration, request: Request, next: Next) -> Response {
         Ok(response) => response,
         Err(_) => ApiError::new(
             StatusCode::REQUEST_TIMEOUT,
-            "RequestTimeout",
+            ErrorKind::RequestTimeout,
             format!("the request did not complete within {timeout:?}"),
         )
         .into_response(),

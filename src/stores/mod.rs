@@ -287,7 +287,7 @@ impl ConfigMapReader {
 }
 
 /// An entry that could not be decoded, reported instead of failing a listing.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Skipped {
     pub key: String,
     pub reason: String,
@@ -737,11 +737,14 @@ impl JobGraphs {
 }
 
 /// One retained checkpoint, as listed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CheckpointMeta {
     pub id: u64,
+    /// The ConfigMap key, `checkpointID-<id as 19 digits>`.
+    #[schema(example = "checkpointID-0000000000000000003")]
     pub key: String,
+    /// The payload's URI.
     pub path: String,
     pub state_size: i64,
 }

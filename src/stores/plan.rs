@@ -141,7 +141,9 @@ pub fn parse_counter(value: Option<&str>) -> Result<u64, String> {
 }
 
 /// The running-jobs registry's value for a job.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum JobStatus {
     Running,
