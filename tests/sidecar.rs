@@ -569,6 +569,36 @@ async fn api_errors_and_following_without_contending() {
     assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED, "{body}");
     assert_eq!(body["error"], "MethodNotAllowed", "{body}");
 
+    // A path segment that does not decode (not percent-encoding, or not UTF-8) is a JSON
+    // 400 BadRequest on every kind of route, as the docs promise of every error.
+    for path in [
+        "/v1/leadership/%ff",
+        "/v1/leadership/jobmanager%2F%C3%28",
+        "/v1/clients/%ff/events",
+        "/v1/jobs/%ff/graph",
+        "/v1/jobs/5c1a9f0e2b7d4c3a8e6f1d0b9a8c7e6f/checkpoints/%C3%28",
+        "/v1/blobs/%ff",
+    ] {
+        let response = http.get(a.url(path)).send().await.expect(path);
+        let content_type = response
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        let status = response.status();
+        let body: Value = response
+            .json()
+            .await
+            .unwrap_or_else(|e| panic!("{path}: not JSON ({content_type}): {e}"));
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{path}: {body}");
+        assert_eq!(body["error"], "BadRequest", "{path}: {body}");
+        assert!(
+            content_type.starts_with("application/json"),
+            "{path}: {content_type}"
+        );
+    }
+
     // b contends for nothing: it follows a's leadership of the dispatcher.
     let a_view = eventually("a leads", ELECTION, || async {
         let v = a.get(&http, "dispatcher").await;

@@ -39,6 +39,7 @@ mod leadership_api;
 pub mod listen;
 pub mod liveness;
 pub mod openapi;
+mod path;
 pub mod serve;
 mod store_api;
 

@@ -9,8 +9,9 @@
 //! | `POST …/checkpoint-counter/increment`, `GET/PUT …/checkpoint-counter` | `jobmanager/{job}` |
 //! | `PUT/GET/DELETE /v1/blobs/{key}` | dispatcher (writes) |
 
+use super::path::Path;
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use k8s_openapi::api::core::v1::ConfigMap;
