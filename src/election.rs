@@ -61,6 +61,22 @@ fn annotation(cm: &ConfigMap) -> Option<&str> {
 }
 
 impl LockObservation {
+    /// Something was observed: the object, or that there is none.
+    pub fn is_known(&self) -> bool {
+        self.observed_at.is_some()
+    }
+
+    /// The same observation without the ConfigMap's data (the lock needs only its metadata
+    /// and annotation), to be kept cheaply.
+    pub fn without_data(&self) -> LockObservation {
+        let mut kept = self.clone();
+        if let Some(cm) = kept.configmap.as_mut() {
+            cm.data = None;
+            cm.binary_data = None;
+        }
+        kept
+    }
+
     /// Take a newer state of the ConfigMap. Versions older than the one held are ignored
     /// (a watch event can arrive after the response to our own later write). Returns true
     /// when something was taken.
@@ -271,6 +287,11 @@ const FENCE_ATTEMPTS: u32 = 8;
 impl Fence {
     fn lock(&self) -> std::sync::MutexGuard<'_, LockState> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// What the elector last observed of its lock; after a release, the record it wrote.
+    pub fn observation(&self) -> LockObservation {
+        self.lock().observation.clone()
     }
 
     fn not_leader(&self) -> FenceError {

@@ -36,10 +36,29 @@ pub struct Retriever {
 
 impl Retriever {
     pub fn spawn(client: kube::Client, namespace: &str, configmap: &str) -> Retriever {
+        Self::spawn_from(client, namespace, configmap, LockObservation::default())
+    }
+
+    /// Like [`Retriever::spawn`], starting from what this process already observed of the lock
+    /// (the elector that contended for it until now): the state is that observation's from the
+    /// start, and the watch's first list changes it only where the lock changed since.
+    pub fn spawn_from(
+        client: kube::Client,
+        namespace: &str,
+        configmap: &str,
+        observed: LockObservation,
+    ) -> Retriever {
         let api: Api<ConfigMap> = Api::namespaced(client, namespace);
-        let (tx, state) = watch::channel(Retrieved::default());
-        let observation = Arc::new(Mutex::new(LockObservation::default()));
-        let task = tokio::spawn(follow(api, configmap.to_string(), tx, observation.clone()));
+        let synced = observed.is_known();
+        let (tx, state) = watch::channel(retrieved(&observed, synced, Instant::now()));
+        let observation = Arc::new(Mutex::new(observed.clone()));
+        let task = tokio::spawn(follow(
+            api,
+            configmap.to_string(),
+            tx,
+            observation.clone(),
+            observed,
+        ));
         Retriever {
             state,
             observation,
@@ -73,12 +92,12 @@ async fn follow(
     name: String,
     tx: watch::Sender<Retrieved>,
     shared: Arc<Mutex<LockObservation>>,
+    mut observation: LockObservation,
 ) {
     let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
     let mut pacer = WatchPacer::new(Duration::from_secs(2));
     let mut events = watcher(api, config).boxed();
-    let mut observation = LockObservation::default();
-    let mut synced = false;
+    let mut synced = observation.is_known();
     let mut seen = false;
     loop {
         // Wake when the observed lease runs out: the leader is then unknown.
@@ -133,13 +152,7 @@ async fn follow(
             _ = resume => pacer.resume(),
         }
         *shared.lock().unwrap_or_else(|p| p.into_inner()) = observation.clone();
-        let now = Instant::now();
-        let next = Retrieved {
-            leader: observation.leader(now),
-            holder_identity: observation.holder().map(str::to_string),
-            lease_expires_at: observation.lease_expires_at(),
-            synced,
-        };
+        let next = retrieved(&observation, synced, Instant::now());
         tx.send_if_modified(|current| {
             let changed = current.leader != next.leader
                 || current.holder_identity != next.holder_identity
@@ -147,6 +160,16 @@ async fn follow(
             *current = next;
             changed
         });
+    }
+}
+
+/// What `observation` says, as a retriever publishes it.
+fn retrieved(observation: &LockObservation, synced: bool, now: Instant) -> Retrieved {
+    Retrieved {
+        leader: observation.leader(now),
+        holder_identity: observation.holder().map(str::to_string),
+        lease_expires_at: observation.lease_expires_at(),
+        synced,
     }
 }
 

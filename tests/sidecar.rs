@@ -441,6 +441,75 @@ async fn sigterm_releases_and_the_standby_streams_its_takeover() {
     c.cleanup().await;
 }
 
+/// The next event of `events`, if one comes within `within`.
+async fn next_event(
+    events: &mut mpsc::UnboundedReceiver<(String, Value)>,
+    within: Duration,
+) -> Option<(String, Value)> {
+    tokio::time::timeout(within, events.recv())
+        .await
+        .ok()
+        .flatten()
+}
+
+/// A `DELETE` of a component this sidecar leads reads as one release on a `?watch=1` stream:
+/// no state twice in a row, no re-listing of the lock as still held after the release, no
+/// unsynced state in between (the stream goes on from the record the release wrote).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delete_is_seen_once_on_the_watch_stream() {
+    let c = TestCluster::start().await;
+    let http = http_client();
+    let a = Sidecar::start(&c, "a", &[]).await;
+    let jm = a.client().await;
+    let mut events = sse(&a, "dispatcher").await;
+    a.contend(&http, &jm, "dispatcher").await;
+    // Until it leads.
+    loop {
+        let (_, v) = next_event(&mut events, ELECTION)
+            .await
+            .expect("a leadership event before leading");
+        if v["isLeader"] == true && v["leader"]["sessionId"] == v["sessionId"] {
+            break;
+        }
+    }
+    let (status, body) = a.delete(&http, "dispatcher").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let mut after = Vec::new();
+    while let Some((name, v)) = next_event(&mut events, Duration::from_millis(1500)).await {
+        assert_eq!(name, "leadership", "{v}");
+        after.push(v);
+    }
+    let strip = |v: &Value| {
+        let mut v = v.clone();
+        v.as_object_mut().unwrap().remove("leaseRemainingMs");
+        if let Some(l) = v["lastRelease"].as_object_mut() {
+            l.remove("agoMs");
+        }
+        v
+    };
+    for pair in after.windows(2) {
+        assert_ne!(
+            strip(&pair[0]),
+            strip(&pair[1]),
+            "the same state twice: {after:#?}"
+        );
+    }
+    let last = after.last().expect("an event after the DELETE");
+    assert_eq!(last["contending"], false, "{after:#?}");
+    assert_eq!(last["isLeader"], false, "{after:#?}");
+    assert!(last["holderIdentity"].is_null(), "{after:#?}");
+    assert!(last["leader"].is_null(), "{after:#?}");
+    assert_eq!(last["synced"], true, "{after:#?}");
+    assert_eq!(last["lastRelease"]["reason"], "api_delete", "{after:#?}");
+    // Once not contending, nothing else: not unsynced, not the lock as held again.
+    let released = after.iter().position(|v| v["contending"] == false).unwrap();
+    assert_eq!(released, after.len() - 1, "after the release: {after:#?}");
+    assert!(after.iter().all(|v| v["synced"] == true), "{after:#?}");
+    drop(jm);
+    a.kill().await;
+    c.cleanup().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn delete_releases_to_the_other_sidecar() {
     let c = TestCluster::start().await;

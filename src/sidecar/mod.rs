@@ -27,7 +27,9 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use uuid::Uuid;
 
-use crate::election::{ElectionConfig, Elector, LeaderInfo, LeadershipState, ReleaseReason};
+use crate::election::{
+    ElectionConfig, Elector, LeaderInfo, LeadershipState, LockObservation, ReleaseReason,
+};
 use crate::layout::{ClusterId, Component, OwnerRef};
 use crate::lease::Timings;
 use crate::retrieval::{Retrieved, Retriever, follow_changes};
@@ -48,6 +50,8 @@ pub const CLIENT_HEADER: &str = "hakeeper-client";
 
 /// At most this many components are followed without contending (one retriever each).
 const MAX_FOLLOWED: usize = 256;
+/// Released locks remembered for the follower a stream starts next (see `Inner::released`).
+const RELEASED_KEPT: usize = 64;
 
 /// What the sidecar needs to contend.
 #[derive(Clone)]
@@ -92,6 +96,8 @@ struct LastRelease {
 
 /// Releases under way, awaited by the reaper task.
 type PendingRelease = Pin<Box<dyn Future<Output = ()> + Send>>;
+/// A contender being released: its elector's state, and the client it contended for.
+type Releasing = (watch::Receiver<LeadershipState>, Option<Uuid>);
 
 /// Components whose last release is remembered, at most.
 const LAST_RELEASES_KEPT: usize = 1024;
@@ -118,6 +124,13 @@ struct Inner {
     /// The clients contentions are held for. Lock order: `clients` before `contenders`.
     clients: Mutex<clients::Registry>,
     last_release: Mutex<HashMap<Component, LastRelease>>,
+    /// Contenders being released, by their elector's state until the release is done: a
+    /// stream follows the release to its end instead of starting a follower that would list
+    /// the lock in the middle of it (and report the lock as held, then released).
+    releasing: Mutex<HashMap<Component, Releasing>>,
+    /// What a released contender last saw of its lock (the released record, without data),
+    /// for the follower or contender started next for the component; taken by it.
+    released: Mutex<HashMap<Component, LockObservation>>,
     /// To the reaper: releases to await.
     releases: mpsc::UnboundedSender<PendingRelease>,
     /// Wakes the reaper when a client registers (its deadline may be the earliest).
@@ -403,6 +416,8 @@ impl Sidecar {
                 registry: watch::channel(0).0,
                 clients: Mutex::new(clients::Registry::new(config.client_timeout)),
                 last_release: Mutex::new(HashMap::new()),
+                releasing: Mutex::new(HashMap::new()),
+                released: Mutex::new(HashMap::new()),
                 releases,
                 reaper_wake: reaper_wake.clone(),
                 reaper_stop,
@@ -430,6 +445,47 @@ impl Sidecar {
 
     fn contenders(&self) -> std::sync::MutexGuard<'_, HashMap<Component, Contender>> {
         lock(&self.inner.contenders)
+    }
+
+    fn releasing(&self) -> std::sync::MutexGuard<'_, HashMap<Component, Releasing>> {
+        lock(&self.inner.releasing)
+    }
+
+    fn released(&self) -> std::sync::MutexGuard<'_, HashMap<Component, LockObservation>> {
+        lock(&self.inner.released)
+    }
+
+    /// Release `c`, the contender of `component` just taken out of the map: streams keep
+    /// following its elector until the lock is released, then a follower started from the
+    /// record the release wrote (and the registry moves again).
+    fn release_contender(
+        &self,
+        component: Component,
+        c: Contender,
+        reason: ReleaseReason,
+    ) -> PendingRelease {
+        self.releasing()
+            .insert(component.clone(), (c.elector.state(), c.client));
+        let fence = c.elector.fence().clone();
+        let inner = Arc::downgrade(&self.inner);
+        Box::pin(async move {
+            c.changes.abort();
+            c.elector.release(reason).await;
+            if let Some(inner) = inner.upgrade() {
+                let sidecar = Sidecar { inner };
+                {
+                    let mut released = sidecar.released();
+                    if released.len() >= RELEASED_KEPT
+                        && let Some(any) = released.keys().next().cloned()
+                    {
+                        released.remove(&any);
+                    }
+                    released.insert(component.clone(), fence.observation().without_data());
+                }
+                sidecar.releasing().remove(&component);
+                sidecar.bump_registry();
+            }
+        })
     }
 
     fn followers(&self) -> std::sync::MutexGuard<'_, HashMap<Component, Follower>> {
@@ -525,7 +581,7 @@ impl Sidecar {
                 f.changes.abort();
                 f.retriever.observation()
             }
-            None => Default::default(),
+            None => self.released().remove(&component).unwrap_or_default(),
         };
         let c = &self.inner.config;
         let elector = Elector::spawn_from(
@@ -592,12 +648,9 @@ impl Sidecar {
         match contender {
             Some(c) => {
                 self.remember_release(component, reason, c.client);
+                let release = self.release_contender(component.clone(), c, reason);
                 self.bump_registry();
-                self.owned(Box::pin(async move {
-                    c.changes.abort();
-                    c.elector.release(reason).await;
-                }))
-                .await;
+                self.owned(release).await;
                 true
             }
             None => false,
@@ -644,12 +697,12 @@ impl Sidecar {
         for (component, c) in &taken {
             self.remember_release(component, reason, c.client);
         }
+        let releases: Vec<PendingRelease> = taken
+            .into_iter()
+            .map(|(component, c)| self.release_contender(component, c, reason))
+            .collect();
         self.bump_registry();
         Some(Box::pin(async move {
-            let releases = taken.into_iter().map(|(_, c)| async move {
-                c.changes.abort();
-                c.elector.release(reason).await;
-            });
             futures::future::join_all(releases).await;
         }))
     }
@@ -724,6 +777,9 @@ impl Sidecar {
         if let Some(c) = self.contenders().get(component) {
             return Ok(Source::Contender(c.elector.state(), c.client));
         }
+        if let Some((state, client)) = self.releasing().get(component) {
+            return Ok(Source::Contender(state.clone(), *client));
+        }
         let mut followers = self.followers();
         if let Some(f) = followers.get(component) {
             return Ok(Source::Follower(f.retriever.state()));
@@ -736,10 +792,12 @@ impl Sidecar {
             ));
         }
         let c = &self.inner.config;
-        let retriever = Retriever::spawn(
+        let seed = self.released().remove(component).unwrap_or_default();
+        let retriever = Retriever::spawn_from(
             c.client.clone(),
             &c.namespace,
             &component.configmap_name(&c.cluster_id),
+            seed,
         );
         let changes = log_changes(component, retriever.state(), |s| s.leader.clone());
         let state = retriever.state();
