@@ -264,19 +264,25 @@ async fn register(
     State(sidecar): State<Sidecar>,
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
-    // No body, or JSON `null`: a client without a name.
+    // No body, or JSON `null`: a client without a name. Only an object is a registration
+    // (serde would also take `[null]` for the struct).
+    let bad = |e: String| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            ErrorKind::BadRequest,
+            format!("expected no body or {{\"name\": \"...\"}}: {e}"),
+        )
+    };
     let body: RegisterBody = if body.iter().all(u8::is_ascii_whitespace) {
         RegisterBody::default()
     } else {
-        serde_json::from_slice::<Option<RegisterBody>>(&body)
-            .map(Option::unwrap_or_default)
-            .map_err(|e| {
-                ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    ErrorKind::BadRequest,
-                    format!("expected no body or {{\"name\": \"...\"}}: {e}"),
-                )
-            })?
+        match serde_json::from_slice(&body).map_err(|e| bad(e.to_string()))? {
+            serde_json::Value::Null => RegisterBody::default(),
+            v @ serde_json::Value::Object(_) => {
+                serde_json::from_value(v).map_err(|e| bad(e.to_string()))?
+            }
+            _ => return Err(bad("not an object".into())),
+        }
     };
     let (id, name) = {
         let mut clients = sidecar.clients();
