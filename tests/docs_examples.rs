@@ -39,6 +39,7 @@ use serde_json::{Value, json};
 use tokio::io::AsyncReadExt;
 
 use common::TestCluster;
+use common::client::JobManagerClient;
 use common::process::{SidecarProcess, eventually, http_client, send};
 
 const DOCS: [&str; 2] = ["docs/API.md", "docs/CLIENTS.md"];
@@ -373,52 +374,20 @@ fn split_steps(output: &str, steps: usize) -> Vec<String> {
 /// What the sidecar holds before a `client` or `leader` block, and the variables it exports.
 struct Fixture {
     vars: Vec<(String, String)>,
-    /// The client's lifeline and keepalives, which end with the example.
-    tasks: Vec<tokio::task::JoinHandle<()>>,
-}
-
-impl Drop for Fixture {
-    fn drop(&mut self) {
-        for task in &self.tasks {
-            task.abort();
-        }
-    }
+    /// The registered client (its lifeline open, kept alive) until the example ends.
+    _client: Option<JobManagerClient>,
 }
 
 async fn prepare(setup: &Setup, sidecar: &SidecarProcess) -> Fixture {
-    let mut fixture = Fixture {
-        vars: vec![("JOB".into(), JOB.into())],
-        tasks: Vec::new(),
-    };
+    let mut vars = vec![("JOB".to_string(), JOB.to_string())];
     if *setup == Setup::Fresh {
-        return fixture;
+        return Fixture {
+            vars,
+            _client: None,
+        };
     }
     let http = http_client();
-    let (status, client) = send(
-        http.post(sidecar.url("/v1/clients"))
-            .body(r#"{"name": "jm-0"}"#),
-    )
-    .await;
-    assert_eq!(status, 201, "registering the fixture's client: {client}");
-    let id = client["clientId"].as_str().expect("clientId").to_string();
-    // Its lifeline, open for as long as the example runs, and its keepalives.
-    let events = http
-        .get(sidecar.url(&format!("/v1/clients/{id}/events")))
-        .send()
-        .await
-        .expect("the fixture client's event stream");
-    fixture.tasks.push(tokio::spawn(async move {
-        let mut events = events;
-        while let Ok(Some(_)) = events.chunk().await {}
-    }));
-    let keepalive = sidecar.url(&format!("/v1/clients/{id}/keepalive"));
-    let keeper = http.clone();
-    fixture.tasks.push(tokio::spawn(async move {
-        loop {
-            let _ = keeper.post(&keepalive).send().await;
-            tokio::time::sleep(Duration::from_millis(300)).await;
-        }
-    }));
+    let client = JobManagerClient::start(&sidecar.base, "jm-0").await;
     let mut components = vec![("dispatcher".to_string(), DISPATCHER_ADDRESS)];
     if *setup == Setup::Leader {
         components.push((format!("jobmanager/{JOB}"), JOBMANAGER_ADDRESS));
@@ -426,23 +395,21 @@ async fn prepare(setup: &Setup, sidecar: &SidecarProcess) -> Fixture {
     let mut sessions = Vec::new();
     for (component, address) in &components {
         let (status, body) = send(
-            http.put(sidecar.url(&format!("/v1/leadership/{component}")))
-                .header("Hakeeper-Client", &id)
-                .json(&json!({"address": address})),
+            client.on(http
+                .put(sidecar.url(&format!("/v1/leadership/{component}")))
+                .json(&json!({"address": address}))),
         )
         .await;
         assert_eq!(status, 202, "contending for {component}: {body}");
         let state = sidecar.leading(&http, component).await;
         sessions.push(state["sessionId"].as_str().expect("sessionId").to_string());
     }
-    fixture.vars.push(("CLIENT".into(), id.clone()));
-    fixture.vars.push(("SESSION".into(), sessions[0].clone()));
+    vars.push(("CLIENT".into(), client.id.clone()));
+    vars.push(("SESSION".into(), sessions[0].clone()));
     if *setup == Setup::Leader {
         let jm = sessions[1].clone();
         let write = |request: reqwest::RequestBuilder, session: &str| {
-            request
-                .header("Hakeeper-Client", &id)
-                .header("Hakeeper-Session", session)
+            client.on(request).header("Hakeeper-Session", session)
         };
         let job = |path: &str| sidecar.url(&format!("/v1/jobs/{JOB}{path}"));
         let calls = [
@@ -457,9 +424,12 @@ async fn prepare(setup: &Setup, sidecar: &SidecarProcess) -> Fixture {
             let (status, body) = send(call).await;
             assert!(status.is_success(), "the leader fixture: {status} {body}");
         }
-        fixture.vars.push(("JM_SESSION".into(), jm));
+        vars.push(("JM_SESSION".into(), jm));
     }
-    fixture
+    Fixture {
+        vars,
+        _client: Some(client),
+    }
 }
 
 /// A kubeconfig whose context names the sidecar's namespace, for the `kubectl` examples.

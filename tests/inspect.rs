@@ -4,13 +4,12 @@
 
 mod common;
 
-use std::time::Duration;
-
 use common::TestCluster;
-use hakeeper::election::{ElectionConfig, Elector, ReleaseReason};
+use common::ha::{STEADY, lead};
+use hakeeper::election::ReleaseReason;
 use hakeeper::inspect::{self, JobState, Layout, LockStatus, VerificationSummary};
 use hakeeper::layout::{ClusterId, Component, JobId};
-use hakeeper::lease::{LEADER_ANNOTATION, Timings};
+use hakeeper::lease::LEADER_ANNOTATION;
 use hakeeper::storage::Location;
 use hakeeper::stores::Payloads;
 use hakeeper::stores::plan;
@@ -23,32 +22,8 @@ const JOB: &str = "5c1a9f0e2b7d4c3a8e6f1d0b9a8c7e6f";
 /// A job of the Flink 1.15+ layout, known only from the cluster ConfigMap's leader entry.
 const UPGRADED_JOB: &str = "0123456789abcdef0123456789abcdef";
 const SESSION_115: &str = "8f0a2a6c-3b53-4f7e-9a55-2e1a0c6b7d10";
-/// Long enough that no renewal happens during the test.
-const TIMINGS: Timings = Timings {
-    lease_duration: Duration::from_secs(60),
-    renew_deadline: Duration::from_secs(40),
-    retry_period: Duration::from_secs(20),
-};
-
 fn cluster() -> ClusterId {
     CLUSTER.parse().unwrap()
-}
-
-async fn lead(c: &TestCluster, component: Component) -> (Elector, uuid::Uuid) {
-    let elector = Elector::spawn(
-        c.fresh_client().await,
-        &c.namespace,
-        ElectionConfig {
-            cluster_id: cluster(),
-            component,
-            identity: "jm-0".into(),
-            address: "jm-0:6123".into(),
-            timings: TIMINGS,
-            owner: None,
-        },
-    );
-    let session = common::wait_leader(&elector).await;
-    (elector, session)
 }
 
 async fn create(c: &TestCluster, value: Value) {
@@ -76,9 +51,18 @@ async fn inspect_shows_what_the_stores_wrote_and_finds_a_lost_payload() {
 
     // Flink 1.12-1.14's layout, written by hakeeper: a job graph, the job running, and three
     // checkpoints of which two are retained.
-    let (dispatcher, dispatcher_session) = lead(&c, Component::Dispatcher).await;
-    let (resourcemanager, _) = lead(&c, Component::ResourceManager).await;
-    let (jobmanager, jobmanager_session) = lead(&c, Component::JobManager(job.clone())).await;
+    let (dispatcher, dispatcher_session) =
+        lead(&c, &cluster(), Component::Dispatcher, "jm-0", STEADY).await;
+    let (resourcemanager, _) =
+        lead(&c, &cluster(), Component::ResourceManager, "jm-0", STEADY).await;
+    let (jobmanager, jobmanager_session) = lead(
+        &c,
+        &cluster(),
+        Component::JobManager(job.clone()),
+        "jm-0",
+        STEADY,
+    )
+    .await;
     common::ha::write_running_job(
         c.api(),
         &payloads,

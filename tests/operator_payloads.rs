@@ -15,11 +15,12 @@ use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use common::TestCluster;
+use common::ha::{STEADY, lead};
 use common::operator::{self, OperatorProcess, Receiver};
 use common::process::{eventually, exit_within, hakeeper, http_client, signal};
 use common::s3::S3Server;
 use futures::future::BoxFuture;
-use hakeeper::election::{ElectionConfig, Elector, ReleaseReason};
+use hakeeper::election::{Elector, ReleaseReason};
 use hakeeper::handle::{self, StateHandle};
 use hakeeper::inspect;
 use hakeeper::layout::{ClusterId, Component, JobId};
@@ -37,12 +38,6 @@ const CLUSTER: &str = "flink-payloads";
 const JOB: &str = "5c1a9f0e2b7d4c3a8e6f1d0b9a8c7e6f";
 /// A job no ConfigMap mentions (its blobs are orphans).
 const GONE_JOB: &str = "0123456789abcdef0123456789abcdef";
-/// Long enough that no renewal happens during a test: a lease stays held until released.
-const TIMINGS: Timings = Timings {
-    lease_duration: Duration::from_secs(60),
-    renew_deadline: Duration::from_secs(40),
-    retry_period: Duration::from_secs(20),
-};
 /// How long the operator may take to notice something: a few of its 2 s verify intervals.
 const NOTICE: Duration = Duration::from_secs(10);
 const HOUR: Duration = Duration::from_secs(3600);
@@ -273,26 +268,9 @@ impl Ha {
     }
 }
 
-async fn lead(c: &TestCluster, component: Component, timings: Timings) -> (Elector, uuid::Uuid) {
-    let elector = Elector::spawn(
-        c.fresh_client().await,
-        &c.namespace,
-        ElectionConfig {
-            cluster_id: cluster(),
-            component,
-            identity: "jm-0".into(),
-            address: "jm-0:6123".into(),
-            timings,
-            owner: None,
-        },
-    );
-    let session = common::wait_leader(&elector).await;
-    (elector, session)
-}
-
 /// A test cluster and `kind` storage that hold a running job's HA state.
 async fn running_job(kind: Kind) -> (TestCluster, Storage, Ha) {
-    running_job_with(kind, TIMINGS).await
+    running_job_with(kind, STEADY).await
 }
 
 /// [`running_job`], its leases taken with `timings`.
@@ -307,9 +285,16 @@ async fn running_job_with(kind: Kind, timings: Timings) -> (TestCluster, Storage
 async fn write_ha(c: &TestCluster, storage: &Storage, timings: Timings) -> Ha {
     let job: JobId = JOB.parse().unwrap();
     let payloads = Payloads::new(storage.store.clone(), &storage.dir, &cluster());
-    let (dispatcher, dispatcher_session) = lead(c, Component::Dispatcher, timings).await;
-    let (jobmanager, jobmanager_session) =
-        lead(c, Component::JobManager(job.clone()), timings).await;
+    let (dispatcher, dispatcher_session) =
+        lead(c, &cluster(), Component::Dispatcher, "jm-0", timings).await;
+    let (jobmanager, jobmanager_session) = lead(
+        c,
+        &cluster(),
+        Component::JobManager(job.clone()),
+        "jm-0",
+        timings,
+    )
+    .await;
     common::ha::write_running_job(
         c.api(),
         &payloads,

@@ -20,13 +20,13 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 use common::TestCluster;
 use common::client::JobManagerClient;
+use common::ha::{STEADY, lead};
 use common::operator::{Answer, OperatorProcess, Receiver};
 use common::process::{SidecarProcess, eventually, exit_within, http_client, send, signal};
 use hakeeper::access::Permission;
 use hakeeper::apiserver::DevServer;
-use hakeeper::election::{ElectionConfig, Elector, ReleaseReason};
+use hakeeper::election::ReleaseReason;
 use hakeeper::layout::{ClusterId, Component, JobId};
-use hakeeper::lease::Timings;
 use hakeeper::stores::Payloads;
 use hakeeper::stores::plan::{self, CHECKPOINT_PAYLOAD_PREFIX};
 use k8s_openapi::api::core::v1::ConfigMap;
@@ -371,35 +371,11 @@ async fn the_sidecar_uses_exactly_the_permissions_it_declares() {
 // ---------------------------------------------------------------------------------------------
 
 const OPERATOR_CLUSTER: &str = "flink-rbac-op";
-/// Long enough that no renewal happens during the test: a lease stays held until released.
-const HA_TIMINGS: Timings = Timings {
-    lease_duration: Duration::from_secs(60),
-    renew_deadline: Duration::from_secs(40),
-    retry_period: Duration::from_secs(20),
-};
-
 fn op_cluster() -> ClusterId {
     OPERATOR_CLUSTER.parse().unwrap()
 }
 
 /// `identity` leads `component` of the operator test's Flink cluster, in the test process.
-async fn lead(c: &TestCluster, component: Component, identity: &str) -> (Elector, uuid::Uuid) {
-    let elector = Elector::spawn(
-        c.fresh_client().await,
-        &c.namespace,
-        ElectionConfig {
-            cluster_id: op_cluster(),
-            component,
-            identity: identity.into(),
-            address: format!("{identity}:6123"),
-            timings: HA_TIMINGS,
-            owner: None,
-        },
-    );
-    let session = common::wait_leader(&elector).await;
-    (elector, session)
-}
-
 /// The file behind a `file:` handle path.
 fn local(path: &str) -> std::path::PathBuf {
     std::path::PathBuf::from(path.strip_prefix("file:").expect("a file: path"))
@@ -456,8 +432,16 @@ async fn the_operator_uses_exactly_the_permissions_it_declares() {
     // A running job's HA state: the job graph and two retained checkpoints.
     let files = common::file_storage().await;
     let payloads = Payloads::new(files.store.clone(), &files.root, &op_cluster());
-    let (dispatcher, dispatcher_session) = lead(&c, Component::Dispatcher, "jm-0").await;
-    let (jm_elector, jm_session) = lead(&c, Component::JobManager(job.clone()), "jm-0").await;
+    let (dispatcher, dispatcher_session) =
+        lead(&c, &op_cluster(), Component::Dispatcher, "jm-0", STEADY).await;
+    let (jm_elector, jm_session) = lead(
+        &c,
+        &op_cluster(),
+        Component::JobManager(job.clone()),
+        "jm-0",
+        STEADY,
+    )
+    .await;
     let newest = common::ha::write_running_job(
         c.api(),
         &payloads,
@@ -509,7 +493,8 @@ async fn the_operator_uses_exactly_the_permissions_it_declares() {
     // without releasing (their leases stay held), the newest checkpoint's payload goes
     // missing, and the operator lock goes (so that the next operator creates it).
     dispatcher.release(ReleaseReason::Shutdown).await;
-    let (dispatcher, new_session) = lead(&c, Component::Dispatcher, "jm-1").await;
+    let (dispatcher, new_session) =
+        lead(&c, &op_cluster(), Component::Dispatcher, "jm-1", STEADY).await;
     dispatcher.abort();
     jm_elector.abort();
     std::fs::remove_file(&dangling).unwrap();

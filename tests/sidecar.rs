@@ -9,7 +9,7 @@ use std::process::{ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use common::TestCluster;
-use common::client::{JobManagerClient, sse_events};
+use common::client::{JobManagerClient, next_event, sse_events};
 use common::process::{STARTUP, SidecarProcess, TIMINGS, eventually, hakeeper, http_client, send};
 use futures::StreamExt;
 use hakeeper::lease::{LEADER_ANNOTATION, LeaderRecord};
@@ -439,17 +439,6 @@ async fn sigterm_releases_and_the_standby_streams_its_takeover() {
     leader.kill().await;
     drop(standby_jm);
     c.cleanup().await;
-}
-
-/// The next event of `events`, if one comes within `within`.
-async fn next_event(
-    events: &mut mpsc::UnboundedReceiver<(String, Value)>,
-    within: Duration,
-) -> Option<(String, Value)> {
-    tokio::time::timeout(within, events.recv())
-        .await
-        .ok()
-        .flatten()
 }
 
 /// A `DELETE` of a component this sidecar leads reads as one release on a `?watch=1` stream:

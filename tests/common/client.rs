@@ -112,11 +112,19 @@ impl JobManagerClient {
 
     /// The next event of the stream, if one comes within `within`.
     pub async fn next_event(&mut self, within: Duration) -> Option<(String, Value)> {
-        tokio::time::timeout(within, self.events.recv())
-            .await
-            .ok()
-            .flatten()
+        next_event(&mut self.events, within).await
     }
+}
+
+/// The next event of `events` (from [`sse_events`]), if one comes within `within`.
+pub async fn next_event(
+    events: &mut mpsc::UnboundedReceiver<(String, Value)>,
+    within: Duration,
+) -> Option<(String, Value)> {
+    tokio::time::timeout(within, events.recv())
+        .await
+        .ok()
+        .flatten()
 }
 
 impl Drop for JobManagerClient {
