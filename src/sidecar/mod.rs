@@ -126,7 +126,8 @@ struct Inner {
     last_release: Mutex<HashMap<Component, LastRelease>>,
     /// Contenders being released, by their elector's state until the release is done: a
     /// stream follows the release to its end instead of starting a follower that would list
-    /// the lock in the middle of it (and report the lock as held, then released).
+    /// the lock in the middle of it (and report the lock as held, then released). Lock order:
+    /// `contenders` before `releasing`.
     releasing: Mutex<HashMap<Component, Releasing>>,
     /// What a released contender last saw of its lock (the released record, without data),
     /// for the follower or contender started next for the component; taken by it.
@@ -455,17 +456,29 @@ impl Sidecar {
         lock(&self.inner.released)
     }
 
-    /// Release `c`, the contender of `component` just taken out of the map: streams keep
-    /// following its elector until the lock is released, then a follower started from the
-    /// record the release wrote (and the registry moves again).
+    /// Take `component`'s contender out of `contenders` (no leader-only write passes from
+    /// here on) and mark it releasing in the same step, so that no stream starts a follower
+    /// before [`Sidecar::release_contender`] is done with it.
+    fn take_contender(
+        &self,
+        contenders: &mut HashMap<Component, Contender>,
+        component: &Component,
+    ) -> Option<Contender> {
+        let c = contenders.remove(component)?;
+        self.releasing()
+            .insert(component.clone(), (c.elector.state(), c.client));
+        Some(c)
+    }
+
+    /// Release `c`, the contender of `component` taken out by [`Sidecar::take_contender`]:
+    /// streams keep following its elector until the lock is released, then a follower started
+    /// from the record the release wrote (and the registry moves again).
     fn release_contender(
         &self,
         component: Component,
         c: Contender,
         reason: ReleaseReason,
     ) -> PendingRelease {
-        self.releasing()
-            .insert(component.clone(), (c.elector.state(), c.client));
         let fence = c.elector.fence().clone();
         let inner = Arc::downgrade(&self.inner);
         Box::pin(async move {
@@ -639,7 +652,7 @@ impl Sidecar {
             // Lock order: clients, then contenders; unbound from its own client only, so a
             // PUT racing this DELETE keeps what it bound.
             let mut clients = self.clients();
-            let contender = self.contenders().remove(component);
+            let contender = self.take_contender(&mut self.contenders(), component);
             if let Some(client) = contender.as_ref().and_then(|c| c.client) {
                 clients.unbind(&client, component);
             }
@@ -688,7 +701,7 @@ impl Sidecar {
                 .map(|(k, _)| k.clone())
                 .collect();
             keys.into_iter()
-                .filter_map(|k| contenders.remove(&k).map(|c| (k, c)))
+                .filter_map(|k| self.take_contender(&mut contenders, &k).map(|c| (k, c)))
                 .collect()
         };
         if taken.is_empty() {
